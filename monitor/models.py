@@ -139,3 +139,13 @@ class Delivery:
 
     ok: bool
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A rendered alert in every format a channel may want; notify picks one per channel."""
+
+    title: str
+    text: str  # clean plain text: e-mail, SMS, webhooks
+    markdown: str  # chat services that render Markdown
+    html: str  # channels that render HTML
