@@ -1,0 +1,171 @@
+"""Orchestration only: one poll of one source, from fetch to one store transaction.
+
+The steps themselves live in their own modules (fetch, parse, normalize, rules, store); this
+module decides their order and what a failure at each step means for the source's schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from monitor import schedule
+from monitor.errors import FetchError, ParseError
+from monitor.fetch import Fetcher
+from monitor.models import Article, Match, Source
+from monitor.normalize import to_article
+from monitor.parse import parse_feed
+from monitor.rules import Document, RuleSet
+from monitor.store import Candidate, Store
+
+Outcome = Literal["new", "unchanged", "not_modified", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A new match: the stored article id, the article and the rule that matched it."""
+
+    article_id: int
+    article: Article
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    source: str
+    outcome: Outcome
+    new: int = 0
+    edited: int = 0
+    found: tuple[Found, ...] = ()
+    error: str | None = None
+
+
+def document(article: Article) -> Document:
+    """What the rules see of an article: title, and summary plus body text."""
+    body = article.summary if article.text == article.summary else f"{article.summary}\n{article.text}"
+    return Document(
+        title=article.title, text=body, source=article.source, language=article.language
+    )
+
+
+def analyse(body: bytes, source: Source, *, url: str, charset: str | None, now: datetime) -> list[Article]:
+    """Parse and normalize a feed body; CPU-bound, so callers run it off the event loop."""
+    parsed = parse_feed(body, url=url, charset=charset)
+    articles: dict[str, Article] = {}
+    for entry in parsed.entries:
+        article = to_article(entry, source=source, feed_language=parsed.language, now=now)
+        if article is not None and article.url not in articles:
+            articles[article.url] = article
+    return list(articles.values())
+
+
+async def poll_source(
+    source: Source,
+    *,
+    fetcher: Fetcher,
+    store: Store,
+    rules: RuleSet,
+    now: datetime,
+    jitter: Callable[[], float] = random.random,
+) -> PollResult:
+    """Poll one source once. Every outcome, failures included, is recorded in the store."""
+    state = store.source_state(source.name)
+    try:
+        fetched = await fetcher.fetch(
+            source.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            allow_private=source.allow_private,
+        )
+    except FetchError as exc:
+        return _failed(store, source, state.consecutive_errors, str(exc), now, exc.retry_after)
+
+    next_poll = schedule.after_success(source.interval, now, jitter=jitter())
+    if fetched.not_modified or fetched.body_hash == state.body_hash:
+        store.record_unchanged(
+            source.name,
+            now,
+            next_poll,
+            url=source.url,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            body_hash=fetched.body_hash,
+        )
+        return PollResult(source.name, "not_modified" if fetched.not_modified else "unchanged")
+
+    try:
+        articles = await asyncio.to_thread(
+            analyse, fetched.body, source, url=fetched.url, charset=fetched.charset, now=now
+        )
+    except ParseError as exc:
+        return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
+
+    known = store.known(articles)
+    candidates = []
+    for article in articles:
+        seen = known.get(article.url)
+        if seen is not None and seen.title == article.title and seen.fingerprint == article.fingerprint:
+            continue  # nothing new about it
+        candidates.append(Candidate(article, tuple(rules.match(document(article)))))
+    saved = store.save_poll(
+        source.name,
+        candidates,
+        now,
+        next_poll,
+        url=source.url,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        body_hash=fetched.body_hash,
+    )
+    by_id = {c.article.url: c.article for c in candidates}
+    found = []
+    for article_id, match in saved.new_matches:
+        article = store.article(article_id)
+        if article is not None:
+            found.append(Found(article_id, by_id.get(article.url, article), match))
+    outcome: Outcome = "new" if saved.new_ids or saved.edited_ids else "unchanged"
+    return PollResult(
+        source.name, outcome, len(saved.new_ids), len(saved.edited_ids), tuple(found)
+    )
+
+
+def _failed(
+    store: Store,
+    source: Source,
+    previous_errors: int,
+    error: str,
+    now: datetime,
+    retry_after: float | None,
+) -> PollResult:
+    next_poll = schedule.after_failure(
+        source.interval, previous_errors + 1, now, retry_after=retry_after
+    )
+    store.record_failure(source.name, error, now, next_poll, source.url)
+    return PollResult(source.name, "error", error=error)
+
+
+async def poll_all(
+    sources: Sequence[Source],
+    *,
+    fetcher: Fetcher,
+    store: Store,
+    rules: RuleSet,
+    now: Callable[[], datetime],
+    on_done: Callable[[PollResult], None] | None = None,
+) -> list[PollResult]:
+    """Poll every source concurrently (the fetcher enforces global and per-host limits)."""
+
+    async def one(source: Source) -> PollResult:
+        try:
+            result = await poll_source(source, fetcher=fetcher, store=store, rules=rules, now=now())
+        except Exception as exc:  # one bad source must never stop the others
+            result = _failed(store, source, 0, f"internal error: {exc!r}", now(), None)
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    return list(await asyncio.gather(*(one(s) for s in sources if s.enabled)))

@@ -1,0 +1,94 @@
+"""Human-readable terminal output for the CLI: plain functions from data to text."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from monitor.models import Article, Match
+
+
+def local_time(value: datetime | None, timezone: str) -> str:
+    if value is None:
+        return "-"
+    return value.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def format_match(article: Article, match: Match, timezone: str) -> str:
+    """One match as the terminal shows it: rule, headline, outlet, time, link, why."""
+    terms = ", ".join(match.terms)
+    when = local_time(article.published, timezone)
+    return (
+        f"[{match.rule}] {article.title}\n"
+        f"    {article.source} · {when} · {article.url}\n"
+        f"    matched: {terms}"
+    )
+
+
+def format_search_hit(article_id: int, article: Article, snippet: str, timezone: str) -> str:
+    when = local_time(article.published, timezone)
+    return f"#{article_id} {article.title}\n    {article.source} · {when} · {article.url}\n    {snippet}"
+
+
+def poll_summary(results: Sequence) -> str:
+    """'12 sources: 3 new, 8 unchanged, 1 error; 17 new articles, 2 matches' plus errors."""
+    outcomes = Counter(r.outcome for r in results)
+    new = sum(r.new for r in results)
+    found = sum(len(r.found) for r in results)
+    parts = [f"{outcomes[k]} {k.replace('_', ' ')}" for k in ("new", "unchanged", "not_modified", "error") if outcomes[k]]
+    lines = [f"{len(results)} sources: {', '.join(parts) or 'none'}; {new} new articles, {found} matches"]
+    for r in results:
+        if r.outcome == "error":
+            lines.append(f"  {r.source}: {r.error}")
+    return "\n".join(lines)
+
+
+def _ago(value: str | None, now: datetime) -> str:
+    if not value:
+        return "never"
+    when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=now.tzinfo)
+    seconds = int((now - when).total_seconds())
+    if seconds < 0:
+        return f"in {_span(-seconds)}"
+    return f"{_span(seconds)} ago"
+
+
+def _span(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def sources_table(rows: Sequence[dict], timezone: str, *, now: datetime) -> str:
+    """A fixed-width health table; errors are shown in full below it."""
+    header = ("source", "status", "last success", "next poll", "articles", "errors")
+    table = [header]
+    problems = []
+    for row in rows:
+        if not row["enabled"]:
+            status = "disabled"
+        elif row["consecutive_errors"]:
+            status = "failing"
+            problems.append(f"  {row['name']}: {row['last_error']} ({_ago(row['last_error_at'], now)})")
+        elif row["last_success"]:
+            status = "ok"
+        else:
+            status = "new"
+        table.append(
+            (
+                row["name"],
+                status,
+                _ago(row["last_success"], now),
+                _ago(row["next_poll"], now) if row["enabled"] else "-",
+                str(row["articles"]),
+                str(row["consecutive_errors"]),
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    if problems:
+        lines += ["", "errors:", *problems]
+    return "\n".join(lines)

@@ -1,0 +1,438 @@
+"""The SQLite store: every SQL statement of news-monitor lives here.
+
+Why one module: a second backend (PostgreSQL with `FOR UPDATE SKIP LOCKED`) must be able to
+implement the same small interface, and the pipeline must stay free of SQLite specifics.
+
+Writes that belong together (one poll's articles, matches, alerts and source state) happen in
+one `BEGIN IMMEDIATE` transaction: the write lock is taken up front, so concurrent writers wait
+(busy timeout) instead of failing with "database is locked" on a read-then-write upgrade.
+Times are stored as ISO-8601 UTC text with a fixed format, so they sort as text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from monitor.errors import StorageError
+from monitor.models import Article, Match, Source, SourceState
+from monitor.store_schema import MIGRATIONS
+
+
+def ts(value: datetime | None) -> str | None:
+    """A datetime as fixed-format UTC text (sortable); None stays None."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """An article already in the store, as much as the pipeline needs to classify a new copy."""
+
+    id: int
+    source: str
+    title: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An article the pipeline wants stored, with the rules it matched."""
+
+    article: Article
+    matches: tuple[Match, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What one committed poll changed: new and edited article ids, and new match rows."""
+
+    new_ids: tuple[int, ...]
+    edited_ids: tuple[int, ...]
+    new_matches: tuple[tuple[int, Match], ...]
+
+
+class Store:
+    """One connection to the monitor's SQLite file. Use from one thread only."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(conn)
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"cannot open database {path}: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions and schema ---------------------------------------------------------
+
+    @contextmanager
+    def immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock first (`BEGIN IMMEDIATE`)."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"database {self.path}: {exc}") from exc
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StorageError(f"database {self.path}: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        """Apply every migration past the file's `user_version`, each in its own transaction."""
+        for version, migration in enumerate(MIGRATIONS, start=1):
+            if version <= self.schema_version:
+                continue
+            with self.immediate() as conn:
+                migration(self.db)
+                conn.execute(f"PRAGMA user_version = {version}")
+
+    # -- sources -------------------------------------------------------------------------
+
+    def sync_sources(self, sources: Sequence[Source], now: datetime) -> None:
+        """Make the sources table follow the config; keep state of sources that stay."""
+        with self.immediate() as conn:
+            for source in sources:
+                conn.execute(
+                    "INSERT INTO sources (name, url, kind, enabled, next_poll) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                    "url = excluded.url, kind = excluded.kind, enabled = excluded.enabled",
+                    (source.name, source.url, source.kind, int(source.enabled), ts(now)),
+                )
+                # a changed URL is a new feed: forget the old conditional-GET state
+                conn.execute(
+                    "UPDATE sources SET etag = NULL, last_modified = NULL, body_hash = NULL "
+                    "WHERE name = ? AND state_url IS NOT ? ",
+                    (source.name, source.url),
+                )
+            names = [s.name for s in sources]
+            marks = ",".join("?" * len(names))
+            conn.execute(f"UPDATE sources SET enabled = 0 WHERE name NOT IN ({marks})", names)
+
+    def source_state(self, name: str) -> SourceState:
+        row = self.db.execute(
+            "SELECT etag, last_modified, body_hash, last_success, last_error, last_error_at, "
+            "consecutive_errors, next_poll FROM sources WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return SourceState()
+        return SourceState(
+            etag=row[0],
+            last_modified=row[1],
+            body_hash=row[2],
+            last_success=from_ts(row[3]),
+            last_error=row[4],
+            last_error_at=from_ts(row[5]),
+            consecutive_errors=row[6] or 0,
+            next_poll=from_ts(row[7]),
+        )
+
+    def due_sources(self, now: datetime, limit: int = 1000) -> list[str]:
+        """Names of enabled sources whose next poll time has come, oldest first."""
+        rows = self.db.execute(
+            "SELECT name FROM sources WHERE enabled = 1 AND (next_poll IS NULL OR next_poll <= ?) "
+            "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll LIMIT ?",
+            (ts(now), ts(now), limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def claim_source(self, name: str, now: datetime, lease_until: datetime) -> bool:
+        """Take a lease on a source so that two polls of it never overlap."""
+        with self.immediate() as conn:
+            cur = conn.execute(
+                "UPDATE sources SET lease_until = ? WHERE name = ? "
+                "AND (lease_until IS NULL OR lease_until <= ?)",
+                (ts(lease_until), name, ts(now)),
+            )
+            return cur.rowcount == 1
+
+    def record_failure(
+        self, name: str, error: str, now: datetime, next_poll: datetime, url: str
+    ) -> None:
+        with self.immediate() as conn:
+            conn.execute(
+                "UPDATE sources SET last_error = ?, last_error_at = ?, last_poll = ?, "
+                "consecutive_errors = consecutive_errors + 1, polls_failed = polls_failed + 1, "
+                "next_poll = ?, lease_until = NULL, state_url = ? WHERE name = ?",
+                (error, ts(now), ts(now), ts(next_poll), url, name),
+            )
+
+    def record_unchanged(
+        self,
+        name: str,
+        now: datetime,
+        next_poll: datetime,
+        *,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+    ) -> None:
+        with self.immediate() as conn:
+            self._record_success(conn, name, now, next_poll, url, etag, last_modified, body_hash, 0)
+
+    def _record_success(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        now: datetime,
+        next_poll: datetime,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+        new_items: int,
+    ) -> None:
+        conn.execute(
+            "UPDATE sources SET etag = ?, last_modified = ?, body_hash = COALESCE(?, body_hash), "
+            "last_success = ?, last_poll = ?, consecutive_errors = 0, polls_ok = polls_ok + 1, "
+            "next_poll = ?, lease_until = NULL, state_url = ?, last_new = ?, "
+            "items_seen = items_seen + ? WHERE name = ?",
+            (
+                etag,
+                last_modified,
+                body_hash,
+                ts(now),
+                ts(now),
+                ts(next_poll),
+                url,
+                new_items,
+                new_items,
+                name,
+            ),
+        )
+
+    def sources_health(self) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT s.name, s.url, s.kind, s.enabled, s.last_success, s.last_poll, s.last_error, "
+            "s.last_error_at, s.consecutive_errors, s.next_poll, s.items_seen, s.polls_ok, "
+            "s.polls_failed, (SELECT COUNT(*) FROM articles a WHERE a.source = s.name) "
+            "FROM sources s ORDER BY s.name"
+        ).fetchall()
+        keys = (
+            "name url kind enabled last_success last_poll last_error last_error_at "
+            "consecutive_errors next_poll items_seen polls_ok polls_failed articles"
+        ).split()
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    # -- articles ------------------------------------------------------------------------
+
+    def known(self, articles: Iterable[Article]) -> dict[str, Known]:
+        """Stored articles with the same canonical URL or GUID, keyed by the candidate's URL."""
+        found: dict[str, Known] = {}
+        for article in articles:
+            row = self._find(self.db.conn, article)
+            if row is not None:
+                found[article.url] = row
+        return found
+
+    def known_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of these GUIDs-or-links are stored already (for the pre-scan fast path)."""
+        ids = list(ids)
+        hits: set[str] = set()
+        for start in range(0, len(ids), 400):
+            chunk = ids[start : start + 400]
+            marks = ",".join("?" * len(chunk))
+            for (value,) in self.db.execute(
+                f"SELECT guid FROM articles WHERE guid IN ({marks}) "
+                f"UNION SELECT url FROM articles WHERE url IN ({marks})",
+                chunk + chunk,
+            ):
+                hits.add(value)
+        return hits
+
+    @staticmethod
+    def _find(conn: sqlite3.Connection, article: Article) -> Known | None:
+        row = conn.execute(
+            "SELECT id, source, title, fingerprint FROM articles WHERE url = ?", (article.url,)
+        ).fetchone()
+        if row is None and article.guid and article.guid != article.url:
+            # A GUID is trusted across sources only when it looks globally unique (URL, URN,
+            # tag:); a bare number is only unique within its own source.
+            if ":" in article.guid or "/" in article.guid:
+                row = conn.execute(
+                    "SELECT id, source, title, fingerprint FROM articles WHERE guid = ? LIMIT 1",
+                    (article.guid,),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT id, source, title, fingerprint FROM articles "
+                    "WHERE guid = ? AND source = ? LIMIT 1",
+                    (article.guid, article.source),
+                ).fetchone()
+        return Known(*row) if row else None
+
+    def save_poll(
+        self,
+        source: str,
+        candidates: Sequence[Candidate],
+        now: datetime,
+        next_poll: datetime,
+        *,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+    ) -> Saved:
+        """Store one poll's articles, matches and the source's new state in one transaction.
+
+        Existing articles are looked up again under the write lock, so a concurrent poll of
+        another feed of the same outlet cannot create a second row for the same item.
+        """
+        new_ids: list[int] = []
+        edited_ids: list[int] = []
+        new_matches: list[tuple[int, Match]] = []
+        with self.immediate() as conn:
+            for candidate in candidates:
+                article = candidate.article
+                known = self._find(conn, article)
+                if known is None:
+                    article_id = self._insert_article(conn, article)
+                    new_ids.append(article_id)
+                else:
+                    article_id = known.id
+                    if known.fingerprint != article.fingerprint or known.title != article.title:
+                        self._update_article(conn, article_id, article, now)
+                        edited_ids.append(article_id)
+                for match in candidate.matches:
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO matches (article_id, rule, terms, matched_at) "
+                        "VALUES (?, ?, ?, ?)",
+                        (article_id, match.rule, json.dumps(list(match.terms)), ts(now)),
+                    )
+                    if cur.rowcount == 1:
+                        new_matches.append((article_id, match))
+            self._record_success(
+                conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids)
+            )
+        return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches))
+
+    @staticmethod
+    def _insert_article(conn: sqlite3.Connection, article: Article) -> int:
+        cur = conn.execute(
+            "INSERT INTO articles (source, guid, url, title, summary, text, language, published, "
+            "first_seen, updated_at, author, fingerprint) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                article.source,
+                article.guid,
+                article.url,
+                article.title,
+                article.summary,
+                article.text,
+                article.language,
+                ts(article.published),
+                ts(article.first_seen),
+                ts(article.first_seen),
+                article.author,
+                article.fingerprint,
+            ),
+        )
+        return int(cur.lastrowid)
+
+    @staticmethod
+    def _update_article(
+        conn: sqlite3.Connection, article_id: int, article: Article, now: datetime
+    ) -> None:
+        conn.execute(
+            "UPDATE articles SET title = ?, summary = ?, text = ?, fingerprint = ?, "
+            "updated_at = ?, edits = edits + 1 WHERE id = ?",
+            (article.title, article.summary, article.text, article.fingerprint, ts(now), article_id),
+        )
+
+    def article(self, article_id: int) -> Article | None:
+        row = self.db.execute(
+            f"SELECT {_ARTICLE_COLUMNS} FROM articles WHERE id = ?", (article_id,)
+        ).fetchone()
+        return _article(row) if row else None
+
+    def articles(self, *, limit: int | None = None) -> Iterator[tuple[int, Article]]:
+        sql = f"SELECT id, {_ARTICLE_COLUMNS} FROM articles ORDER BY id DESC"
+        params: tuple = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        for row in self.db.execute(sql, params):
+            yield row[0], _article(row[1:])
+
+    def count_articles(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
+    def matches(self, *, limit: int = 50) -> list[tuple[int, Article, Match]]:
+        rows = self.db.execute(
+            f"SELECT m.article_id, m.rule, m.terms, {_ARTICLE_COLUMNS} FROM matches m "
+            "JOIN articles a ON a.id = m.article_id ORDER BY m.rowid DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            (row[0], _article(row[3:]), Match(row[1], tuple(json.loads(row[2])))) for row in rows
+        ]
+
+    def search(self, query: str, *, limit: int = 20) -> list[tuple[int, Article, str]]:
+        """Full-text search (FTS5, diacritics removed); returns id, article and a snippet."""
+        try:
+            rows = self.db.execute(
+                f"SELECT a.id, {_ARTICLE_COLUMNS_A}, "
+                "snippet(articles_fts, -1, '[', ']', '…', 12) FROM articles_fts "
+                "JOIN articles a ON a.id = articles_fts.rowid WHERE articles_fts MATCH ? "
+                "ORDER BY rank LIMIT ?",
+                (query, limit),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise StorageError(f"search query {query!r} is not valid: {exc}") from exc
+        return [(row[0], _article(row[1:-1]), row[-1]) for row in rows]
+
+
+_FIELDS = (
+    "source guid url title summary text language published first_seen author fingerprint"
+).split()
+_ARTICLE_COLUMNS = ", ".join(_FIELDS)
+_ARTICLE_COLUMNS_A = ", ".join(f"a.{f}" for f in _FIELDS)
+
+
+def _article(row: Sequence) -> Article:
+    values = dict(zip(_FIELDS, row, strict=True))
+    values["published"] = from_ts(values["published"])
+    values["first_seen"] = from_ts(values["first_seen"])
+    return Article(**values)
