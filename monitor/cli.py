@@ -13,13 +13,17 @@ from pathlib import Path
 
 import click
 
-from monitor import __version__, config as config_mod
+from monitor import __version__, notify, report
+from monitor import config as config_mod
 from monitor.errors import ConfigError, FetchError, MonitorError, ParseError, RuleSyntaxError
+from monitor.daemon import Daemon, Monitor
+from monitor.delivery import DrainResult
 from monitor.fetch import Fetcher
-from monitor.pipeline import PollResult, analyse, document, poll_all
+from monitor.models import Message, Source
+from monitor.pipeline import PollResult, analyse, document
 from monitor.rules import Document, RuleSet, parse_query
 from monitor.store import Store
-from monitor import notify, report
+from monitor.store_outbox import Outbox
 
 
 def utcnow() -> datetime:
@@ -93,33 +97,67 @@ def check(ctx: Context) -> None:
 @cli.command()
 @pass_ctx
 def once(ctx: Context) -> None:
-    """Poll every source once, store what is new, print the matches, and exit."""
+    """Poll every source once, store what is new, deliver what is due, and exit."""
     cfg = ctx.config
-    rules = ctx.rules()
-    with ctx.store() as store:
-        store.sync_sources(cfg.sources, utcnow())
-        sources = [s for s in cfg.sources if s.enabled]
-        results = asyncio.run(_poll_with_progress(ctx, store, rules, sources))
-    for result in results:
-        for found in result.found:
-            click.echo(report.format_match(found.article, found.match, cfg.settings.timezone))
+    logs.configure(cfg.settings.log_format, secrets=cfg.secrets)
+    results, drained = asyncio.run(_once(cfg))
     click.echo(report.poll_summary(results), err=True)
+    if drained is not None:
+        click.echo(report.drain_summary(drained), err=True)
 
 
-async def _poll_with_progress(ctx: Context, store: Store, rules: RuleSet, sources: list) -> list[PollResult]:
-    show = sys.stderr.isatty()
-    async with ctx.fetcher() as fetcher:
-        with click.progressbar(
-            length=len(sources), label="polling", file=sys.stderr if show else open(os.devnull, "w")
-        ) as bar:
-            return await poll_all(
-                sources,
-                fetcher=fetcher,
-                store=store,
-                rules=rules,
-                now=utcnow,
-                on_done=lambda _r: bar.update(1),
-            )
+async def _once(cfg: config_mod.Config) -> tuple[list[PollResult], DrainResult | None]:
+    monitor = Monitor(cfg)
+    try:
+        results = await monitor.poll_everything()
+        return results, await monitor.drain()
+    finally:
+        await monitor.close()
+
+
+@cli.command()
+@pass_ctx
+def run(ctx: Context) -> None:
+    """Run the daemon until SIGTERM/SIGINT; SIGHUP or a config edit reloads the config."""
+    cfg = ctx.config
+    logs.configure(cfg.settings.log_format, secrets=cfg.secrets)
+    raise SystemExit(asyncio.run(Daemon(ctx.config_path).run(cfg)))
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["pending", "sent", "dead"]), default=None)
+@click.option("--limit", default=30, show_default=True)
+@pass_ctx
+def alerts(ctx: Context, status: str | None, limit: int) -> None:
+    """Recent and pending alerts with their delivery status."""
+    with ctx.store() as store:
+        rows = Outbox(store).recent(limit=limit, status=status)
+    click.echo(report.alerts_table(rows, ctx.config.settings.timezone))
+
+
+@cli.command("notify-test")
+@click.argument("channel")
+@pass_ctx
+def notify_test(ctx: Context, channel: str) -> None:
+    """Send a test alert to CHANNEL now and say whether it was accepted."""
+    cfg = ctx.config
+    if channel not in cfg.channels:
+        known = ", ".join(cfg.channels) or "none configured"
+        raise click.UsageError(f"no channel named {channel!r} (channels: {known})")
+    message = Message(
+        title="news-monitor test alert",
+        text=f"This is a test alert from news-monitor for channel {channel}.",
+        markdown=f"This is a **test alert** from news-monitor for channel `{channel}`.",
+        html=f"<p>This is a <b>test alert</b> from news-monitor for channel {channel}.</p>",
+    )
+    delivery = notify.send(cfg.channels[channel], message)
+    if delivery.ok:
+        click.echo(f"sent to {channel}: {cfg.mask(notify.describe(cfg.channels[channel]))}")
+        return
+    click.echo(
+        f"failed to send to {channel}: {cfg.mask(delivery.error or 'unknown error')}", err=True
+    )
+    raise SystemExit(1)
 
 
 @cli.command("test-rule")
@@ -177,8 +215,6 @@ def test_rule(
 
 
 async def _fetch_articles(ctx: Context, url: str) -> list:
-    from monitor.models import Source
-
     async with ctx.fetcher() as fetcher:
         try:
             fetched = await fetcher.fetch(url)
@@ -187,7 +223,10 @@ async def _fetch_articles(ctx: Context, url: str) -> list:
             raise SystemExit(1) from None
     try:
         return analyse(
-            fetched.body, Source(name="test", url=url), url=fetched.url, charset=fetched.charset,
+            fetched.body,
+            Source(name="test", url=url),
+            url=fetched.url,
+            charset=fetched.charset,
             now=utcnow(),
         )
     except ParseError as exc:
@@ -204,7 +243,9 @@ def search(ctx: Context, query: str, limit: int) -> None:
     with ctx.store() as store:
         rows = store.search(query, limit=limit)
     for article_id, article, snippet in rows:
-        click.echo(report.format_search_hit(article_id, article, snippet, ctx.config.settings.timezone))
+        click.echo(
+            report.format_search_hit(article_id, article, snippet, ctx.config.settings.timezone)
+        )
     click.echo(f"{len(rows)} results", err=True)
 
 

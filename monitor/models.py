@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -119,18 +118,27 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class Message:
+    """A rendered alert in every format a channel may want; notify picks one per channel."""
+
+    title: str
+    text: str  # clean plain text: e-mail, SMS, webhooks
+    markdown: str  # chat services that render Markdown
+    html: str  # channels that render HTML
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
-    """One message to one channel, identified by an idempotency key."""
+    """One message to one channel, identified by an idempotency key; sent from `due_at` on."""
 
     key: str
     rule: str
     channel: str
-    article_id: int | None
-    title: str
-    body: str
+    message: Message
+    due_at: datetime
+    article_id: int | None = None
     story_id: int | None = None
-    due_at: datetime | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    digest: bool = False  # collected with others of its rule and channel into one summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +147,3 @@ class Delivery:
 
     ok: bool
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A rendered alert in every format a channel may want; notify picks one per channel."""
-
-    title: str
-    text: str  # clean plain text: e-mail, SMS, webhooks
-    markdown: str  # chat services that render Markdown
-    html: str  # channels that render HTML

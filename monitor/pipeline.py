@@ -16,7 +16,7 @@ from typing import Literal
 from monitor import schedule
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import Fetcher
-from monitor.models import Article, Match, Source
+from monitor.models import Alert, Article, Match, Source
 from monitor.normalize import to_article
 from monitor.parse import parse_feed
 from monitor.rules import Document, RuleSet
@@ -46,13 +46,17 @@ class PollResult:
 
 def document(article: Article) -> Document:
     """What the rules see of an article: title, and summary plus body text."""
-    body = article.summary if article.text == article.summary else f"{article.summary}\n{article.text}"
+    body = (
+        article.summary if article.text == article.summary else f"{article.summary}\n{article.text}"
+    )
     return Document(
         title=article.title, text=body, source=article.source, language=article.language
     )
 
 
-def analyse(body: bytes, source: Source, *, url: str, charset: str | None, now: datetime) -> list[Article]:
+def analyse(
+    body: bytes, source: Source, *, url: str, charset: str | None, now: datetime
+) -> list[Article]:
     """Parse and normalize a feed body; CPU-bound, so callers run it off the event loop."""
     parsed = parse_feed(body, url=url, charset=charset)
     articles: dict[str, Article] = {}
@@ -71,8 +75,12 @@ async def poll_source(
     rules: RuleSet,
     now: datetime,
     jitter: Callable[[], float] = random.random,
+    plan: Callable[[int, Article, Match], Sequence[Alert]] | None = None,
 ) -> PollResult:
-    """Poll one source once. Every outcome, failures included, is recorded in the store."""
+    """Poll one source once. Every outcome, failures included, is recorded in the store.
+
+    `plan` turns each new match into outbox rows, written in the poll's own transaction.
+    """
     state = store.source_state(source.name)
     try:
         fetched = await fetcher.fetch(
@@ -108,7 +116,11 @@ async def poll_source(
     candidates = []
     for article in articles:
         seen = known.get(article.url)
-        if seen is not None and seen.title == article.title and seen.fingerprint == article.fingerprint:
+        if (
+            seen is not None
+            and seen.title == article.title
+            and seen.fingerprint == article.fingerprint
+        ):
             continue  # nothing new about it
         candidates.append(Candidate(article, tuple(rules.match(document(article)))))
     saved = store.save_poll(
@@ -120,6 +132,7 @@ async def poll_source(
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         body_hash=fetched.body_hash,
+        plan=plan,
     )
     by_id = {c.article.url: c.article for c in candidates}
     found = []
@@ -128,9 +141,7 @@ async def poll_source(
         if article is not None:
             found.append(Found(article_id, by_id.get(article.url, article), match))
     outcome: Outcome = "new" if saved.new_ids or saved.edited_ids else "unchanged"
-    return PollResult(
-        source.name, outcome, len(saved.new_ids), len(saved.edited_ids), tuple(found)
-    )
+    return PollResult(source.name, outcome, len(saved.new_ids), len(saved.edited_ids), tuple(found))
 
 
 def _failed(

@@ -29,7 +29,10 @@ def format_match(article: Article, match: Match, timezone: str) -> str:
 
 def format_search_hit(article_id: int, article: Article, snippet: str, timezone: str) -> str:
     when = local_time(article.published, timezone)
-    return f"#{article_id} {article.title}\n    {article.source} · {when} · {article.url}\n    {snippet}"
+    return (
+        f"#{article_id} {article.title}\n    {article.source} · {when} · {article.url}\n"
+        f"    {snippet}"
+    )
 
 
 def poll_summary(results: Sequence) -> str:
@@ -37,8 +40,14 @@ def poll_summary(results: Sequence) -> str:
     outcomes = Counter(r.outcome for r in results)
     new = sum(r.new for r in results)
     found = sum(len(r.found) for r in results)
-    parts = [f"{outcomes[k]} {k.replace('_', ' ')}" for k in ("new", "unchanged", "not_modified", "error") if outcomes[k]]
-    lines = [f"{len(results)} sources: {', '.join(parts) or 'none'}; {new} new articles, {found} matches"]
+    parts = [
+        f"{outcomes[k]} {k.replace('_', ' ')}"
+        for k in ("new", "unchanged", "not_modified", "error")
+        if outcomes[k]
+    ]
+    lines = [
+        f"{len(results)} sources: {', '.join(parts) or 'none'}; {new} new articles, {found} matches"
+    ]
     for r in results:
         if r.outcome == "error":
             lines.append(f"  {r.source}: {r.error}")
@@ -72,7 +81,9 @@ def sources_table(rows: Sequence[dict], timezone: str, *, now: datetime) -> str:
             status = "disabled"
         elif row["consecutive_errors"]:
             status = "failing"
-            problems.append(f"  {row['name']}: {row['last_error']} ({_ago(row['last_error_at'], now)})")
+            problems.append(
+                f"  {row['name']}: {row['last_error']} ({_ago(row['last_error_at'], now)})"
+            )
         elif row["last_success"]:
             status = "ok"
         else:
@@ -88,7 +99,38 @@ def sources_table(rows: Sequence[dict], timezone: str, *, now: datetime) -> str:
             )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in table
+    ]
     if problems:
         lines += ["", "errors:", *problems]
+    return "\n".join(lines)
+
+
+def drain_summary(result) -> str:
+    line = f"alerts: {result.sent} sent, {result.failed} to retry, {result.dead} dead"
+    if result.postponed:
+        line += f", {result.postponed} held"
+    return line
+
+
+def alerts_table(rows: Sequence[dict], timezone: str) -> str:
+    """Newest first: when, status, channel, rule, title; errors under their row."""
+    if not rows:
+        return "no alerts yet"
+    lines = []
+    for row in rows:
+        when = row["sent_at"] if row["status"] == "sent" else row["due_at"]
+        stamp = local_time(
+            datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=ZoneInfo("UTC")),
+            timezone,
+        )
+        tries = f"{row['attempts']} tries" if row["attempts"] != 1 else "1 try"
+        kind = " (digest)" if row["digest"] else ""
+        lines.append(
+            f"#{row['id']:<5} {row['status']:<7} {stamp}  {row['channel']:<10} "
+            f"[{row['rule']}]{kind} {row['title']}  ({tries})"
+        )
+        if row["last_error"] and row["status"] != "sent":
+            lines.append(f"       last error: {row['last_error']}")
     return "\n".join(lines)

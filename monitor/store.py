@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from pathlib import Path
 import sqlite_utils
 
 from monitor.errors import StorageError
-from monitor.models import Article, Match, Source, SourceState
+from monitor.models import Alert, Article, Match, Source, SourceState
 from monitor.store_schema import MIGRATIONS
 
 
@@ -250,10 +250,22 @@ class Store:
             "s.polls_failed, (SELECT COUNT(*) FROM articles a WHERE a.source = s.name) "
             "FROM sources s ORDER BY s.name"
         ).fetchall()
-        keys = (
-            "name url kind enabled last_success last_poll last_error last_error_at "
-            "consecutive_errors next_poll items_seen polls_ok polls_failed articles"
-        ).split()
+        keys = [
+            "name",
+            "url",
+            "kind",
+            "enabled",
+            "last_success",
+            "last_poll",
+            "last_error",
+            "last_error_at",
+            "consecutive_errors",
+            "next_poll",
+            "items_seen",
+            "polls_ok",
+            "polls_failed",
+            "articles",
+        ]
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # -- articles ------------------------------------------------------------------------
@@ -314,11 +326,13 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         body_hash: str | None,
+        plan: Callable[[int, Article, Match], Sequence[Alert]] | None = None,
     ) -> Saved:
         """Store one poll's articles, matches and the source's new state in one transaction.
 
         Existing articles are looked up again under the write lock, so a concurrent poll of
-        another feed of the same outlet cannot create a second row for the same item.
+        another feed of the same outlet cannot create a second row for the same item. `plan`
+        turns each new match into alerts, queued in the same transaction (the outbox).
         """
         new_ids: list[int] = []
         edited_ids: list[int] = []
@@ -343,6 +357,8 @@ class Store:
                     )
                     if cur.rowcount == 1:
                         new_matches.append((article_id, match))
+                        if plan is not None:
+                            insert_alerts(conn, plan(article_id, article, match), now)
             self._record_success(
                 conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids)
             )
@@ -378,7 +394,14 @@ class Store:
         conn.execute(
             "UPDATE articles SET title = ?, summary = ?, text = ?, fingerprint = ?, "
             "updated_at = ?, edits = edits + 1 WHERE id = ?",
-            (article.title, article.summary, article.text, article.fingerprint, ts(now), article_id),
+            (
+                article.title,
+                article.summary,
+                article.text,
+                article.fingerprint,
+                ts(now),
+                article_id,
+            ),
         )
 
     def article(self, article_id: int) -> Article | None:
@@ -409,6 +432,33 @@ class Store:
             (row[0], _article(row[3:]), Match(row[1], tuple(json.loads(row[2])))) for row in rows
         ]
 
+    def match_for(self, article_id: int, rule: str) -> Match | None:
+        row = self.db.execute(
+            "SELECT terms FROM matches WHERE article_id = ? AND rule = ?", (article_id, rule)
+        ).fetchone()
+        return Match(rule, tuple(json.loads(row[0]))) if row else None
+
+    def prune(self, before: datetime) -> int:
+        """Delete articles first seen before `before`, unless an alert still waits for them."""
+        with self.immediate() as conn:
+            doomed = (
+                "SELECT id FROM articles WHERE first_seen < ? AND id NOT IN "
+                "(SELECT article_id FROM outbox "
+                "WHERE status = 'pending' AND article_id IS NOT NULL)"
+            )
+            conn.execute(f"DELETE FROM matches WHERE article_id IN ({doomed})", (ts(before),))
+            cur = conn.execute(f"DELETE FROM articles WHERE id IN ({doomed})", (ts(before),))
+            return cur.rowcount
+
+    def writable(self) -> bool:
+        """Can we take the write lock right now? (for /healthz)"""
+        try:
+            with self.immediate():
+                pass
+        except StorageError:
+            return False
+        return True
+
     def search(self, query: str, *, limit: int = 20) -> list[tuple[int, Article, str]]:
         """Full-text search (FTS5, diacritics removed); returns id, article and a snippet."""
         try:
@@ -424,9 +474,46 @@ class Store:
         return [(row[0], _article(row[1:-1]), row[-1]) for row in rows]
 
 
-_FIELDS = (
-    "source guid url title summary text language published first_seen author fingerprint"
-).split()
+def insert_alerts(conn: sqlite3.Connection, alerts: Sequence[Alert], now: datetime) -> int:
+    """Queue alerts inside the caller's transaction; an existing key is left as it is."""
+    added = 0
+    for alert in alerts:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO outbox (key, rule, channel, article_id, story_id, digest, "
+            "title, text, markdown, html, created_at, due_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert.key,
+                alert.rule,
+                alert.channel,
+                alert.article_id,
+                alert.story_id,
+                int(alert.digest),
+                alert.message.title,
+                alert.message.text,
+                alert.message.markdown,
+                alert.message.html,
+                ts(now),
+                ts(alert.due_at),
+            ),
+        )
+        added += cur.rowcount
+    return added
+
+
+_FIELDS = [
+    "source",
+    "guid",
+    "url",
+    "title",
+    "summary",
+    "text",
+    "language",
+    "published",
+    "first_seen",
+    "author",
+    "fingerprint",
+]
 _ARTICLE_COLUMNS = ", ".join(_FIELDS)
 _ARTICLE_COLUMNS_A = ", ".join(f"a.{f}" for f in _FIELDS)
 

@@ -82,5 +82,44 @@ def _v1_foundation(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v2_outbox(db: sqlite_utils.Database) -> None:
+    """Alerts waiting to be sent, and every attempt to send them."""
+    db["outbox"].create(
+        {
+            "id": int,
+            "key": str,  # idempotency key: one row per (rule, article-or-story, channel)
+            "rule": str,
+            "channel": str,
+            "article_id": int,
+            "story_id": int,
+            "digest": int,  # 1 = collected into one summary message at due_at
+            "title": str,
+            "text": str,
+            "markdown": str,
+            "html": str,
+            "created_at": str,
+            "due_at": str,
+            "status": str,  # pending | sent | dead
+            "attempts": int,
+            "last_error": str,
+            "last_attempt_at": str,
+            "sent_at": str,
+            "lease_until": str,
+        },
+        pk="id",
+        defaults={"status": "pending", "attempts": 0, "digest": 0},
+        not_null={"key", "rule", "channel", "title", "status", "due_at"},
+    )
+    db["outbox"].create_index(["key"], unique=True)
+    db["outbox"].create_index(["status", "due_at"])
+    db["outbox"].create_index(["channel", "sent_at"])
+    db["attempts"].create(
+        {"id": int, "outbox_id": int, "at": str, "ok": int, "error": str},
+        pk="id",
+        foreign_keys=[("outbox_id", "outbox", "id")],
+    )
+    db["attempts"].create_index(["outbox_id"])
+
+
 Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[Migration] = [_v1_foundation]
+MIGRATIONS: list[Migration] = [_v1_foundation, _v2_outbox]

@@ -61,7 +61,9 @@ def store(tmp_path: Path):
         yield s
 
 
-async def test_repoll_new_item_and_edited_title_give_exact_rows(server: LoopbackServer, store, tmp_path):
+async def test_repoll_new_item_and_edited_title_give_exact_rows(
+    server: LoopbackServer, store, tmp_path
+):
     feed = FeedWithEtag(ITEMS)
     server.route("/esteri.xml", feed)
     source = Source("corriere-esteri", server.url("/esteri.xml"), language="it")
@@ -82,7 +84,9 @@ async def test_repoll_new_item_and_edited_title_give_exact_rows(server: Loopback
     feed.set([*ITEMS, Item("a4", "Tregua energetica violata, Kiev accusa Mosca")])
     third = await poll(store, source, rules, NOW + timedelta(minutes=10))
     assert (third.outcome, third.new) == ("new", 1)
-    assert [f.article.title for f in third.found] == ["Tregua energetica violata, Kiev accusa Mosca"]
+    assert [f.article.title for f in third.found] == [
+        "Tregua energetica violata, Kiev accusa Mosca"
+    ]
     assert rows(db, "SELECT COUNT(*) FROM articles") == [(4,)]
 
     edited = [Item("a1", "Garanzie di sicurezza per Kiev: risposta in tre fasi"), *ITEMS[1:]]
@@ -97,8 +101,12 @@ async def test_repoll_new_item_and_edited_title_give_exact_rows(server: Loopback
     assert rows(db, "SELECT COUNT(*) FROM matches") == [(3,)]
 
 
-async def test_same_item_in_two_feeds_of_one_outlet_is_one_row(server: LoopbackServer, store, tmp_path):
-    shared = Item("x1", "Zelensky: colloqui con Mosca", link="https://www.corriere.it/esteri/x1.shtml")
+async def test_same_item_in_two_feeds_of_one_outlet_is_one_row(
+    server: LoopbackServer, store, tmp_path
+):
+    shared = Item(
+        "x1", "Zelensky: colloqui con Mosca", link="https://www.corriere.it/esteri/x1.shtml"
+    )
     server.route("/esteri.xml", Reply(body=rss([shared, ITEMS[1]])))
     # the homepage feed carries the same article with tracking parameters in its link
     copy = Item(

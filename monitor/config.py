@@ -1,0 +1,458 @@
+"""TOML config -> validated, frozen `Config`; the only module that reads the environment.
+
+Why it looks like this:
+- Every mistake is collected and reported at once as `PATH:LINE: where: what`, because a user
+  fixing a config one error per run gives up. tomllib keeps no line numbers, so `_Locator` scans
+  the raw text (skipping multi-line strings) for table headers and `key =` lines.
+- pydantic (extra="forbid", strict) checks each table on its own, so one bad source does not hide
+  the problems of the next; cross checks (duplicate names, undefined channels) run after.
+- `${VAR}` is substituted in every string value before validation; the values are secrets and are
+  masked (`***`) in every message, including ours.
+- Relative paths (`database`, an Apprise config file in `[channels]`) are relative to the current
+  working directory, like any command-line path; `~` is expanded.
+- Parsing one value (durations, sizes, names, selectors, cron, quiet hours) is in
+  `config_values`; `parse_duration` is re-exported here for the modules that read durations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from monitor.config_values import (
+    NAME_PATTERN,
+    Duration,
+    DurationOrZero,
+    Name,
+    Selector,
+    show,
+    valid_cron,
+    valid_http_url,
+    valid_language,
+    valid_query,
+    valid_quiet_hours,
+    valid_size,
+    valid_timezone,
+)
+from monitor.config_values import (
+    parse_duration as parse_duration,  # re-exported: other modules import it from here
+)
+from monitor.errors import ConfigError
+from monitor.models import Rule, Source
+
+DEFAULT_PATH = Path("config/monitor.toml")
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """`[monitor]`: durations in seconds, sizes in bytes; `database` relative to the cwd."""
+
+    database: Path = Path("data/monitor.db")
+    interval: float = 300.0
+    timezone: str = "UTC"
+    concurrency: int = 32
+    per_host: int = 4
+    timeout: float = 30.0
+    max_bytes: int = 10 * MB
+    retention: float = 90 * 86400.0
+    story_window: float = 72 * 3600.0
+    health_port: int | None = None  # None = no health/metrics endpoint
+    log_format: Literal["auto", "human", "json"] = "auto"
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole validated config; `secrets` are the substituted env values, for masking."""
+
+    path: Path
+    settings: Settings
+    channels: Mapping[str, str]
+    sources: tuple[Source, ...]
+    rules: tuple[Rule, ...]
+    secrets: frozenset[str] = frozenset()
+
+    def mask(self, text: str) -> str:
+        """Replace every secret value (3+ characters, also URL-encoded) with `***`."""
+        return mask_secrets(text, self.secrets)
+
+
+def mask_secrets(text: str, secrets: frozenset[str] | set[str]) -> str:
+    """Mask secrets longest first, so a secret containing another is hidden whole."""
+    forms = {f for s in secrets if len(s) >= 3 for f in (s, quote(s, safe=""), quote(s))}
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """`$NEWS_MONITOR_CONFIG` if set and non-empty, else `config/monitor.toml`."""
+    env = os.environ if env is None else env
+    return Path(env.get("NEWS_MONITOR_CONFIG") or DEFAULT_PATH)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _suggest(word: str, known: Any, form: str = ' (did you mean "{}"?)') -> str:
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return form.format(close[0]) if close else ""
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MonitorTable(_Table):
+    database: str = "data/monitor.db"
+    interval: Duration = 300.0
+    timezone: Annotated[str, AfterValidator(valid_timezone)] = "UTC"
+    concurrency: Annotated[int, Field(ge=1)] = 32
+    per_host: Annotated[int, Field(ge=1)] = 4
+    timeout: Duration = 30.0
+    max_bytes: Annotated[int, BeforeValidator(valid_size), Field(ge=1024)] = 10 * MB
+    retention: Duration = 90 * 86400.0
+    story_window: Duration = 72 * 3600.0
+    health_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    log_format: Literal["auto", "human", "json"] = "auto"
+    max_attempts: Annotated[int, Field(ge=1)] = 8
+
+
+class SourceTable(_Table):
+    name: Name
+    url: Annotated[str, AfterValidator(valid_http_url)]
+    kind: Literal["feed", "html"] = "feed"
+    language: Annotated[str, AfterValidator(valid_language)] | None = None
+    interval: Duration | None = None
+    links: Selector | None = None
+    title: Selector | None = None
+    summary: Selector | None = None
+    date: Selector | None = None
+    fetch_article: bool = False
+    allow_private: bool = False
+    robots: bool = True
+    enabled: bool = True
+
+
+class RuleTable(_Table):
+    name: Name
+    query: Annotated[str, AfterValidator(valid_query)]
+    channels: list[Name] = []
+    alert: Literal["story", "article"] = "story"
+    cooldown: DurationOrZero = 3600.0
+    digest: Annotated[str, AfterValidator(valid_cron)] | None = None
+    quiet_hours: Annotated[str, AfterValidator(valid_quiet_hours)] | None = None
+    urgent: bool = False
+    enabled: bool = True
+
+
+_TOP = {"monitor": MonitorTable, "channels": None, "sources": SourceTable, "rules": RuleTable}
+_TYPES = {"string_type": "text in quotes", "bool_type": "true or false", "list_type": "a list"}
+_TYPES |= {"int_type": "a whole number", "float_type": "a number", "dict_type": "a table"}
+
+
+# ---------------------------------------------------------------- line numbers
+
+
+def _open_delimiter(line: str, delim: str | None) -> str | None:
+    """The multi-line string delimiter still open at the end of `line` (None if none)."""
+    i, n = 0, len(line)
+    while i < n:
+        if delim is not None:
+            if delim == '"""' and line[i] == "\\":
+                i += 2
+            elif line.startswith(delim, i):
+                i += 3
+                while i < n and line[i] == delim[0]:
+                    i += 1
+                delim = None
+            else:
+                i += 1
+            continue
+        c = line[i]
+        if c == "#":
+            break
+        if line.startswith('"""', i) or line.startswith("'''", i):
+            delim, i = line[i : i + 3], i + 3
+        elif c in "\"'":
+            j = i + 1
+            while j < n and line[j] != c:
+                j += 2 if c == '"' and line[j] == "\\" else 1
+            i = j + 1
+        else:
+            i += 1
+    return delim
+
+
+class _Locator:
+    """Maps (table, index, key) to a line: tables by header, keys by `key =` lines."""
+
+    _HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*\]\]?\s*(?:#.*)?$")
+    _KEY = re.compile(r"\s*([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*[=.]")
+
+    def __init__(self, text: str) -> None:
+        self.headers: dict[tuple[str, int], int] = {}
+        self.keys: dict[tuple[str, int], dict[str, int]] = {}
+        counts: dict[str, int] = {}
+        table: tuple[str, int] | None = ("", 0)
+        delim: str | None = None
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if delim is None:
+                if line.lstrip().startswith("["):
+                    m = self._HEADER.match(line)
+                    table = None
+                    if m:
+                        name = m.group(2).strip('"')
+                        index = counts.get(name, 0) if m.group(1) == "[[" else 0
+                        counts[name] = index + 1 if m.group(1) == "[[" else 0
+                        table = (name, index)
+                        self.headers.setdefault(table, lineno)
+                elif table and (k := self._KEY.match(line)):
+                    self.keys.setdefault(table, {}).setdefault(k.group(1).strip("\"'"), lineno)
+            delim = _open_delimiter(line, delim)
+
+    def line(self, loc: tuple[Any, ...]) -> int:
+        section = str(loc[0]) if loc else ""
+        rest = loc[1:]
+        index = rest[0] if rest and isinstance(rest[0], int) else 0
+        rest = rest[1:] if rest and isinstance(rest[0], int) else rest
+        key = str(rest[0]) if rest else None
+        table = (section, index)
+        found = self.keys.get(table, {}).get(key) if key is not None else None
+        return found or self.headers.get(table) or self.keys.get(("", 0), {}).get(section) or 1
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem found."""
+    env = os.environ if env is None else env
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError([f"{path}: cannot read the config file: {e.strerror or e}"]) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError([f"{path}:{line}: file: not UTF-8 text (save it as UTF-8)"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError([_syntax_problem(path, text, str(e))]) from None
+    return _Builder(path, text, env).build(data)
+
+
+def _syntax_problem(path: Path, text: str, message: str) -> str:
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    line = int(m.group(1)) if m else max(1, len(text.splitlines()))
+    what = message[: m.start()] if m else message.replace("(at end of document)", "").strip()
+    where = f"column {m.group(2)}" if m else "end of file"
+    if what.startswith(("Invalid value", "Expected newline")):
+        what += " (is a text value missing its quotes?)"
+    return f"{path}:{line}: TOML syntax ({where}): {what}"
+
+
+class _Builder:
+    """One load: collects (loc, message) problems, then formats them all with lines."""
+
+    def __init__(self, path: Path, text: str, env: Mapping[str, str]) -> None:
+        self.path, self.env, self.locator = path, env, _Locator(text)
+        self.problems: list[tuple[tuple[Any, ...], str]] = []
+        self.secrets: set[str] = set()
+        self.env_locs: set[tuple[Any, ...]] = set()  # values spoilt by an unset ${VAR}
+
+    def problem(self, loc: tuple[Any, ...], message: str, env: bool = False) -> None:
+        """Record one problem; an unset ${VAR} hides the follow-on errors of its value."""
+        if env:
+            self.env_locs.add(loc)
+        elif loc in self.env_locs:
+            return
+        self.problems.append((loc, message))
+
+    def substitute(self, value: Any, loc: tuple[Any, ...]) -> Any:
+        """`${VAR}` -> env value in every string (`$${` is a literal `${`)."""
+        if isinstance(value, dict):
+            return {k: self.substitute(v, (*loc, k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v, (*loc, i)) for i, v in enumerate(value)]
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name is None:
+                return "${"
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not m.group(2):
+                self.problem(loc, f'"${{{name}" is not a valid ${{VAR}} reference', env=True)
+                return ""
+            if name not in self.env:
+                what = f"environment variable {name} is not set (used as ${{{name}}})"
+                self.problem(loc, what, env=True)
+                return ""
+            self.secrets.add(self.env[name])
+            return self.env[name]
+
+        return re.sub(r"\$\$\{|\$\{([^}\s]*)(\})?", repl, value)
+
+    def validate(self, model: type[_Table], data: Any, loc: tuple[Any, ...]) -> Any:
+        if not isinstance(data, dict):
+            hint = f" (write [[{loc[0]}]] for each entry)" if len(loc) > 1 else ""
+            self.problem(loc, f"must be a table, not {show(data)}{hint}")
+            return None
+        try:
+            return model.model_validate(data)
+        except ValidationError as e:
+            for err in e.errors():
+                self.pydantic_problem(model, loc, err)
+        return None
+
+    def pydantic_problem(self, model: type[_Table], loc: tuple[Any, ...], err: Any) -> None:
+        kind, ctx, full = err["type"], err.get("ctx") or {}, (*loc, *err["loc"])
+        if kind == "extra_forbidden":
+            key = str(err["loc"][-1])
+            self.problem(full, f'unknown key "{key}"{_suggest(key, model.model_fields)}')
+            return
+        if kind == "missing":
+            message = "is required but missing"
+        elif kind == "value_error":
+            message = str(ctx.get("error", err["msg"]))
+        elif kind == "literal_error":
+            message = "must be " + str(ctx.get("expected", "")).replace("'", '"')
+        elif kind in _TYPES:
+            message = f"must be {_TYPES[kind]}, not {show(err['input'])}"
+        elif kind in ("greater_than_equal", "less_than_equal"):
+            bound = ctx.get("ge", ctx.get("le"))
+            message = f"must be at {'least' if 'ge' in ctx else 'most'} {bound}"
+        else:
+            message = err["msg"]
+        self.problem(full, message)
+
+    def build(self, data: dict[str, Any]) -> Config:
+        data = self.substitute(data, ())
+        for key in data:
+            if key not in _TOP:
+                self.problem((key,), f"unknown table or key{_suggest(key, _TOP)}")
+        monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",))
+        settings = _settings(monitor or MonitorTable())
+        channels = self.channels(data.get("channels", {}))
+        sources = self.sources(self.entries(data, "sources"), settings)
+        rules = self.rules(self.entries(data, "rules"), channels)
+        if self.problems:
+            ordered = sorted(self.problems, key=lambda p: self.locator.line(p[0]))
+            raise ConfigError(
+                [
+                    mask_secrets(
+                        f"{self.path}:{self.locator.line(loc)}: {_where(loc)}: {msg}", self.secrets
+                    )
+                    for loc, msg in ordered
+                ]
+            )
+        return Config(
+            self.path, settings, MappingProxyType(channels), sources, rules,
+            frozenset(self.secrets),
+        )  # fmt: skip
+
+    def entries(self, data: dict[str, Any], section: str) -> list[Any]:
+        value = data.get(section, [])
+        if isinstance(value, list):
+            return value
+        self.problem((section,), f"must be a list of tables: write [[{section}]] for each entry")
+        return []
+
+    def channels(self, table: Any) -> dict[str, str]:
+        if not isinstance(table, dict):
+            self.problem(("channels",), f"must be a table, not {show(table)}")
+            return {}
+        out = {}
+        for name, value in table.items():
+            loc = ("channels", name)
+            if not NAME_PATTERN.fullmatch(name):
+                self.problem(loc, 'is not a valid name: use letters, digits, "-", "_", "."')
+            elif not isinstance(value, str) or not value.strip():
+                self.problem(loc, f"must be an Apprise URL or config file path, not {show(value)}")
+            elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):
+                out[name] = value.strip()
+            elif Path(value).expanduser().is_file():
+                out[name] = str(Path(value).expanduser())
+            else:
+                self.problem(loc, "is neither an Apprise URL (scheme://...) nor an existing file")
+        return out
+
+    def unique(self, item: Any, section: str, i: int, seen: dict[str, int]) -> bool:
+        """Record a name; report a repeat. Checked on the raw table, valid or not."""
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            return True
+        if name in seen:
+            first = self.locator.line((section, seen[name], "name"))
+            what = f'duplicate {section[:-1]} name "{name}" (first defined at line {first})'
+            self.problem((section, i, "name"), what)
+            return False
+        seen[name] = i
+        return True
+
+    def sources(self, items: list[Any], settings: Settings) -> tuple[Source, ...]:
+        out: list[Source] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            unique = self.unique(item, "sources", i, seen)
+            src = self.validate(SourceTable, item, ("sources", i))
+            if src is None or not unique:
+                continue
+            selectors = [k for k in ("links", "title", "summary", "date") if getattr(src, k)]
+            if src.kind == "html" and not src.links:
+                self.problem(("sources", i, "kind"), 'kind = "html" needs `links`, a CSS '
+                             "selector for the article links on the page")  # fmt: skip
+            elif src.kind == "feed" and selectors:
+                self.problem(("sources", i, selectors[0]), f"`{selectors[0]}` applies only "
+                             'to pages: add kind = "html", or remove it for a feed')  # fmt: skip
+            fields = src.model_dump()
+            fields["interval"] = src.interval or settings.interval
+            out.append(Source(**fields))
+        return tuple(out)
+
+    def rules(self, items: list[Any], channels: dict[str, str]) -> tuple[Rule, ...]:
+        out: list[Rule] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(items):
+            unique = self.unique(item, "rules", i, seen)
+            names = item.get("channels") if isinstance(item, dict) else None
+            for j, channel in enumerate(names if isinstance(names, list) else []):
+                if isinstance(channel, str) and channel and channel not in channels:
+                    hint = _suggest(channel, channels, '; did you mean "{}"?')
+                    what = f'channel "{channel}" is not defined in [channels]{hint}'
+                    self.problem(("rules", i, "channels", j), what)
+            rule = self.validate(RuleTable, item, ("rules", i))
+            if rule is None or not unique:
+                continue
+            fields = rule.model_dump()
+            fields["channels"] = tuple(dict.fromkeys(rule.channels))
+            out.append(Rule(**fields))
+        return tuple(out)
+
+
+def _settings(table: MonitorTable) -> Settings:
+    fields = table.model_dump()
+    fields["database"] = Path(table.database).expanduser()
+    return Settings(**fields)

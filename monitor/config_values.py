@@ -1,0 +1,187 @@
+"""Parsers for one config value each: durations, sizes, names, URLs, selectors, cron, hours.
+
+Why a module of its own: `config.py` is about the file (tables, line numbers, `${VAR}`, the
+order of checks); these are about one value and know nothing of where it came from. Each raises
+ValueError with a message that reads after `PATH:LINE: where: ` and, where it can, says how to
+write the value instead. `show` quotes a wrong value the way TOML spells it.
+
+A digest's numeric day-of-week is rewritten to names (`1-5` -> `mon,tue,wed,thu,fri`) because
+crontab counts Sunday as 0 and APScheduler 3 counts Monday as 0; names mean the same to both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import soupsieve
+from pydantic import AfterValidator, BeforeValidator
+
+from monitor.errors import RuleSyntaxError
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
+_UNIT_WORDS = {"sec": "s", "second": "s", "min": "m", "minute": "m", "hr": "h", "hour": "h"}
+_UNIT_WORDS |= {"day": "d", "week": "w", "giorno": "d", "giorni": "d", "ora": "h", "ore": "h"}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "30s", "5m", "2h", "1d", "1w", "1h30m"; anything else raises ValueError."""
+    s = text.strip()
+    if _DURATION.fullmatch(s):
+        parts = re.findall(r"(\d+(?:\.\d+)?)([wdhms])", s)
+        units = [u for _, u in parts]
+        if units == sorted(set(units), key="wdhms".index):
+            return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]+?)s?", s)
+    word = m and m.group(2).lower()
+    unit = m and (_UNIT_WORDS.get(word) or (word[0] if word[0] in _UNIT_SECONDS else None))
+    hint = f'"{m.group(1)}{unit}"' if m and unit else '"30s", "5m", "2h", "1d" or "1h30m"'
+    raise ValueError(f'"{text}" is not a duration: write {hint}')
+
+
+def show(value: Any) -> str:
+    """A wrong value as the user wrote it, with its kind: `text "x"`, `number 3`, `true`."""
+    text = f'"{value}"' if isinstance(value, str) else repr(value)
+    text = str(value).lower() if isinstance(value, bool) else text  # as TOML spells it
+    kind = {bool: "", str: "text ", int: "number ", float: "number "}.get(type(value), "")
+    return kind + (text if len(text) <= 50 else text[:47] + "...")
+
+
+def valid_duration(value: Any, allow_zero: bool = False) -> float:
+    """Seconds from a duration text or a bare number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f'must be a duration such as "5m" (or seconds), not {show(value)}')
+    seconds = parse_duration(value) if isinstance(value, str) else float(value)
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def valid_size(value: Any) -> Any:
+    """Bytes from 10485760 or "10MB" / "512 KB" / "1GiB" (KB = 1024 bytes)."""
+    if not isinstance(value, str):
+        return value
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?", value.strip(), re.IGNORECASE)
+    if not m:
+        raise ValueError(f'"{value}" is not a size: write e.g. "10MB", "512KB" or a byte count')
+    return int(float(m.group(1)) * 1024 ** " kmg".index(m.group(2).lower() or " "))
+
+
+def valid_name(value: str) -> str:
+    """Source, rule and channel names: they appear in queries, alerts and CLI arguments."""
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(f'"{value}" is not a valid name: use letters, digits, "-", "_", "."')
+    return value
+
+
+def valid_http_url(value: str) -> str:
+    try:
+        parts = urlsplit(value.strip())
+        ok = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f'"{value}" is not an http:// or https:// URL')
+    return value.strip()
+
+
+def valid_language(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?", value):
+        raise ValueError(f'"{value}" is not a language code such as "it" or "en"')
+    return value.lower()
+
+
+def valid_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, KeyError):
+        raise ValueError(f'"{value}" is not a time zone: use a name like "Europe/Rome"') from None
+    return value
+
+
+def valid_selector(value: str) -> str:
+    try:
+        soupsieve.compile(value)
+    except Exception as e:  # soupsieve raises SelectorSyntaxError and a few others
+        raise ValueError(f'"{value}" is not a CSS selector: {str(e).splitlines()[0]}') from None
+    return value
+
+
+def valid_query(value: str) -> str:
+    """A rule query that parses; the message points at the character where it went wrong."""
+    from monitor.rules import parse_query  # imported late: rules is a sibling, not a foundation
+
+    if not value.strip():
+        raise ValueError("is empty")
+    try:
+        parse_query(value)
+    except RuleSyntaxError as e:
+        near = value[max(0, e.position - 10) : e.position + 10].replace("\n", " ")
+        raise ValueError(f'{e.message} at character {e.position + 1} (near "{near}")') from None
+    return value
+
+
+def valid_quiet_hours(value: str) -> str:
+    """Quiet hours as "HH:MM-HH:MM" (may span midnight), normalized to two-digit hours."""
+    m = re.fullmatch(r"\s*(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)\s*", value)
+    h1, m1, h2, m2 = (int(g) for g in m.groups()) if m else (99, 0, 0, 0)
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f'"{value}" is not a time range: write "HH:MM-HH:MM", e.g. "22:00-07:00"')
+    if (h1, m1) == (h2, m2):
+        raise ValueError("starts and ends at the same time")
+    return f"{h1:02}:{m1:02}-{h2:02}:{m2:02}"
+
+
+_MONTHS = ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]  # crontab numbering: 0 (and 7) = Sunday
+_CRON_FIELDS = [("minute", 0, 59, []), ("hour", 0, 23, []), ("day of month", 1, 31, [])]
+_CRON_FIELDS += [("month", 1, 12, _MONTHS), ("day of week", 0, 7, _DAYS)]
+
+
+def _cron_values(text: str, label: str, lo: int, hi: int, names: list[str]) -> set[int]:
+    """The values one cron field selects; ValueError says which part is wrong."""
+    out: set[int] = set()
+    for item in text.lower().split(","):
+        m = re.fullmatch(r"(\*|\w+)(?:-(\w+))?(?:/(\d+))?", item)
+        try:
+            if not m or (m[1] == "*" and m[2]):
+                raise ValueError
+            first, last = (
+                (lo, hi)
+                if m[1] == "*"
+                else [names.index(v) if v in names else int(v) for v in (m[1], m[2] or m[1])]
+            )
+            if not lo <= first <= last <= hi or int(m[3] or 1) < 1:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f'{label} "{item}" is not valid ({lo}-{hi})') from None
+        out.update(range(first, last + 1, int(m[3] or 1)))
+    return out
+
+
+def valid_cron(value: str) -> str:
+    """A 5-field crontab expression, its day of week rewritten to names (see the docstring)."""
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f'"{value}" must be a cron expression with 5 fields (minute hour day month '
+            f'weekday), e.g. "0 8,18 * * *"; it has {len(fields)}'
+        )
+    days: set[int] = set()
+    for text, spec in zip(fields, _CRON_FIELDS, strict=True):
+        days = _cron_values(text, *spec)
+    if fields[4] != "*":
+        days = {d % 7 for d in days}
+        fields[4] = ",".join(_DAYS[d % 7] for d in range(1, 8) if d % 7 in days)
+    return " ".join(fields)
+
+
+Duration = Annotated[float, BeforeValidator(valid_duration)]
+DurationOrZero = Annotated[float, BeforeValidator(lambda v: valid_duration(v, allow_zero=True))]
+Name = Annotated[str, AfterValidator(valid_name)]
+Selector = Annotated[str, AfterValidator(valid_selector)]

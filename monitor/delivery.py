@@ -1,0 +1,143 @@
+"""Draining the outbox: claim due alerts, send each to its channel, record every attempt.
+
+Orchestration only: rendering and timing rules are in `alerts` (pure), SQL in `store_outbox`,
+Apprise in `notify`. Each channel is drained on its own, so one slow or dead channel never holds
+back the others, and a failure on one channel never re-sends to a channel that succeeded (each
+row is one rule × subject × channel). Apprise's blocking call runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TextIO
+
+from monitor import alerts, notify
+from monitor.alerts import STDOUT
+from monitor.models import Delivery, Message, Rule
+from monitor.store_outbox import Outbox, Pending
+
+LEASE = timedelta(minutes=5)  # a claimed row returns to the queue if its worker dies
+
+Sender = Callable[[str, Message], Delivery]
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    postponed: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """What the config says about delivery; rate limit is (messages, per seconds) per channel."""
+
+    channels: Mapping[str, str]
+    rules: Mapping[str, Rule]
+    timezone: str
+    max_attempts: int = 8
+    rate_limit: tuple[int, float] | None = (20, 600.0)
+
+
+def print_alert(message: Message, stream: TextIO | None = None) -> Delivery:
+    """The stdout channel: the plain-text alert, framed so consecutive alerts stay readable."""
+    out = stream or sys.stdout
+    out.write(f"\n=== {message.title}\n{message.text}\n")
+    out.flush()
+    return Delivery(ok=True)
+
+
+def group(rows: Sequence[Pending]) -> list[list[Pending]]:
+    """One message per row, except digest rows: one per (rule, channel, due time)."""
+    groups: dict[tuple, list[Pending]] = defaultdict(list)
+    for row in rows:
+        key = (row.rule, row.channel, row.due_at) if row.digest else ("row", row.id)
+        groups[key].append(row)
+    return list(groups.values())
+
+
+async def drain_outbox(
+    outbox: Outbox,
+    policy: DeliveryPolicy,
+    *,
+    now: Callable[[], datetime],
+    digest_message: Callable[[Sequence[Pending]], Message],
+    send: Sender = notify.send,
+    stream: TextIO | None = None,
+    jitter: Callable[[], float] = random.random,
+    limit: int = 200,
+) -> DrainResult:
+    """Send every due alert once; failures are rescheduled with backoff or marked dead."""
+    started = now()
+    rows = outbox.claim(started, started + LEASE, limit=limit)
+    result = DrainResult()
+    by_channel: dict[str, list[list[Pending]]] = defaultdict(list)
+    for batch in group(rows):
+        by_channel[batch[0].channel].append(batch)
+
+    async def drain_channel(channel: str, batches: list[list[Pending]]) -> None:
+        target = policy.channels.get(channel)
+        for batch in batches:
+            ids = [row.id for row in batch]
+            if channel != STDOUT and target is None:
+                gone = Delivery(ok=False, error=f"channel {channel!r} is no longer configured")
+                outbox.record(ids, gone, now(), retry_at=None)
+                result.dead += len(ids)
+                continue
+            hold = _rate_hold(outbox, policy, channel, now())
+            if hold is not None:
+                outbox.postpone(ids, hold)
+                result.postponed += len(ids)
+                continue
+            message = digest_message(batch) if batch[0].digest else batch[0].message
+            if channel == STDOUT:
+                delivery = print_alert(message, stream)
+            else:
+                delivery = await asyncio.to_thread(send, target, message)  # type: ignore[arg-type]
+            _record(outbox, policy, batch, delivery, now(), jitter(), result)
+
+    await asyncio.gather(*(drain_channel(c, b) for c, b in by_channel.items()))
+    return result
+
+
+def _rate_hold(
+    outbox: Outbox, policy: DeliveryPolicy, channel: str, now: datetime
+) -> datetime | None:
+    if policy.rate_limit is None or channel == STDOUT:
+        return None
+    limit, per = policy.rate_limit
+    recent = outbox.sent_since(channel, now - timedelta(seconds=per))
+    return alerts.rate_limit_until(recent, limit=limit, per=per, now=now)
+
+
+def _record(
+    outbox: Outbox,
+    policy: DeliveryPolicy,
+    batch: Sequence[Pending],
+    delivery: Delivery,
+    now: datetime,
+    jitter: float,
+    result: DrainResult,
+) -> None:
+    ids = [row.id for row in batch]
+    if delivery.ok:
+        outbox.record(ids, delivery, now)
+        result.sent += len(ids)
+        return
+    attempt = max(row.attempts for row in batch) + 1
+    if attempt >= policy.max_attempts:
+        outbox.record(ids, delivery, now, retry_at=None)
+        result.dead += len(ids)
+    else:
+        delay = alerts.backoff_delay(attempt, jitter=min(jitter, 0.999))
+        outbox.record(ids, delivery, now, retry_at=now + timedelta(seconds=delay))
+        result.failed += len(ids)
+    result.outcomes.append(delivery.error or "failed")

@@ -1,0 +1,211 @@
+"""Structured logging: human lines on a terminal, one JSON object per line otherwise.
+
+Both structlog loggers and the standard library's (apprise, apscheduler, aiohttp, ...) go through
+one `ProcessorFormatter` on the root logger, so every line has the same shape and passes the same
+secret masking.
+
+Masking happens twice, because neither pass alone is enough:
+- on the event dict before rendering: every string, nested in dicts/lists too, so a secret is
+  replaced before JSON escaping or `repr` could change its spelling;
+- on the rendered line: catches what the first pass cannot see, such as tracebacks and the
+  `repr` of objects that hold a URL.
+Each pass replaces the configured secret values (3+ characters; also their URL-encoded and
+escaped forms), the password in `scheme://user:pass@host`, and Telegram-style bot tokens.
+
+`set_secrets()` swaps the secret list without touching handlers, for a config reload.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+from urllib.parse import quote
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+MASK = "***"
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+FORMATS = ("auto", "human", "json")
+# Chatty libraries whose INFO lines are noise for a daemon that runs for months.
+QUIET_LOGGERS = ("apprise", "apscheduler")
+
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+(@)")
+_BOT_TOKEN = re.compile(r"\b(\d{6,}):[A-Za-z0-9_-]{30,}")
+
+
+class Masker:
+    """Replaces secrets in text and in (nested) event dicts; the secret set can be swapped."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.set(secrets)
+
+    def set(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if not isinstance(secret, str) or len(secret) < 3:
+                continue
+            forms |= {
+                secret,
+                quote(secret, safe=""),
+                quote(secret),
+                json.dumps(secret)[1:-1],  # as it appears inside a JSON string
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                repr(secret)[1:-1],  # as it appears in a repr()
+            }
+        # Longest first, so a secret that contains another is hidden whole.
+        self._forms = sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
+
+    def text(self, text: str) -> str:
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
+        text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<2>", text)
+        return _BOT_TOKEN.sub(rf"\g<1>:{MASK}", text)
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.value(v) for v in value]
+        return value  # other objects are caught by the pass over the rendered line
+
+    def event_dict(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+        """structlog processor: mask every string value before rendering."""
+        for key, value in list(event.items()):
+            if key.startswith("_") or key == "exc_info":
+                continue  # the LogRecord and traceback objects; the line pass covers them
+            event[key] = self.value(value)
+        return event
+
+    def rendered(self, _logger: WrappedLogger, _name: str, line: str | bytes) -> str | bytes:
+        """structlog processor placed after the renderer: mask the finished line."""
+        if isinstance(line, bytes):
+            return self.text(line.decode("utf-8", "replace")).encode()
+        return self.text(line)
+
+
+_masker = Masker()
+_handler: logging.Handler | None = None
+
+
+def set_secrets(secrets: Iterable[str]) -> None:
+    """Replace the secrets to mask (e.g. after a config reload brought new ones)."""
+    _masker.set(secrets)
+
+
+def mask(text: str) -> str:
+    """Mask `text` the way log lines are masked, for messages that leave by another path."""
+    return _masker.text(text)
+
+
+def _drop_formatter_fields(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+    """Drop `message`/`asctime`: another handler's Formatter may have set them on the record,
+    and ExtraAdder would then repeat the message as an extra field."""
+    event.pop("message", None)
+    event.pop("asctime", None)
+    return event
+
+
+def _is_tty(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def configure(
+    fmt: str = "auto",
+    level: str = "info",
+    secrets: Iterable[str] = (),
+    stream: IO[str] | None = None,
+) -> None:
+    """Set up structlog and stdlib logging to write to `stream` (stderr by default).
+
+    Calling it again replaces the previous setup (our handler only; others are left alone).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; expected one of {FORMATS}")
+    try:
+        numeric = LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; expected one of {sorted(LEVELS)}") from None
+    stream = sys.stderr if stream is None else stream
+    tty = _is_tty(stream)
+    human = fmt == "human" or (fmt == "auto" and tty)
+    set_secrets(secrets)
+
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        timestamper,
+    ]
+    renderer: Processor
+    if human:
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=tty,
+            # Plain tracebacks: Rich would wrap long lines and could split a secret in two.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+        tail: list[Processor] = []
+    else:
+        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+        tail = [structlog.processors.format_exc_info]
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_formatter_fields],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.StackInfoRenderer(),
+            *tail,
+            _masker.event_dict,
+            renderer,
+            _masker.rendered,
+        ],
+    )
+
+    global _handler
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    _handler = logging.StreamHandler(stream)
+    _handler.setFormatter(formatter)
+    root.addHandler(_handler)
+    root.setLevel(numeric)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
+        )
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached, so a second configure() (reload, tests) reaches loggers made earlier.
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named `name` (shown as `logger` in every line)."""
+    return structlog.stdlib.get_logger(name)

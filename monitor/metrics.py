@@ -1,0 +1,140 @@
+"""Prometheus metrics for the daemon, behind plain method names.
+
+Each `Metrics` owns its own `CollectorRegistry` instead of prometheus_client's global one, so
+tests and several daemons in one process never clash over metric names. The daemon calls the
+methods below; nothing else in the code base imports prometheus_client.
+
+Every labelled series is created up front (at zero), so a dashboard sees `outcome="error"` before
+the first error instead of a missing series.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+POLL_OUTCOMES = ("new", "unchanged", "not_modified", "error")
+ALERT_OUTCOMES = ("sent", "failed", "dead")
+
+# Feed fetches range from tens of milliseconds to the fetch deadline (tens of seconds).
+FETCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0)
+
+PREFIX = "news_monitor"
+
+
+class Metrics:
+    """The daemon's counters, gauges and the fetch-latency histogram, in a private registry."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.polls = Counter(
+            f"{PREFIX}_polls", "Polls of a source, by outcome.", ["outcome"], registry=reg
+        )
+        self.fetch_seconds = Histogram(
+            f"{PREFIX}_fetch_seconds",
+            "Time spent fetching a source, in seconds (failed fetches included).",
+            buckets=FETCH_BUCKETS,
+            registry=reg,
+        )
+        self.items = Counter(f"{PREFIX}_items_seen", "Feed or page entries seen.", registry=reg)
+        self.new_articles = Counter(
+            f"{PREFIX}_new_articles", "Entries that were new articles.", registry=reg
+        )
+        self.matches = Counter(f"{PREFIX}_matches", "Rule matches on new articles.", registry=reg)
+        self.alerts = Counter(
+            f"{PREFIX}_alerts", "Alert delivery attempts, by outcome.", ["outcome"], registry=reg
+        )
+        self.outbox_depth = Gauge(
+            f"{PREFIX}_outbox_depth", "Alerts waiting in the outbox.", registry=reg
+        )
+        self.scheduler_lag = Gauge(
+            f"{PREFIX}_scheduler_lag_seconds",
+            "How late the last scheduler tick started, in seconds.",
+            registry=reg,
+        )
+        self.sources_failing = Gauge(
+            f"{PREFIX}_sources_failing",
+            "Sources whose last poll failed.",
+            registry=reg,
+        )
+        self.last_success = Gauge(
+            f"{PREFIX}_last_successful_poll_timestamp_seconds",
+            "Unix time of the last poll that did not fail (0 = none yet).",
+            registry=reg,
+        )
+        for outcome in POLL_OUTCOMES:
+            self.polls.labels(outcome)
+        for outcome in ALERT_OUTCOMES:
+            self.alerts.labels(outcome)
+
+    # ---------------------------------------------------------------- called by the daemon
+
+    def poll_done(
+        self,
+        outcome: str,
+        seconds: float | None = None,
+        items: int = 0,
+        new: int = 0,
+        matches: int = 0,
+    ) -> None:
+        """Record one finished poll; `seconds` is the fetch time (None when no fetch happened)."""
+        if outcome not in POLL_OUTCOMES:
+            raise ValueError(f"unknown poll outcome {outcome!r}; expected one of {POLL_OUTCOMES}")
+        self.polls.labels(outcome).inc()
+        if seconds is not None and seconds >= 0 and math.isfinite(seconds):
+            self.fetch_seconds.observe(seconds)
+        if items > 0:
+            self.items.inc(items)
+        if new > 0:
+            self.new_articles.inc(new)
+        if matches > 0:
+            self.matches.inc(matches)
+        if outcome != "error":
+            self.last_success.set(self._clock())
+
+    def alert_done(self, outcome: str) -> None:
+        """Record one delivery attempt of one alert to one channel."""
+        if outcome not in ALERT_OUTCOMES:
+            raise ValueError(f"unknown alert outcome {outcome!r}; expected one of {ALERT_OUTCOMES}")
+        self.alerts.labels(outcome).inc()
+
+    def set_outbox_depth(self, n: int) -> None:
+        self.outbox_depth.set(n)
+
+    def outbox_depth_from(self, callback: Callable[[], float]) -> None:
+        """Read the outbox depth from `callback` at every scrape instead of pushing it.
+
+        A failing callback reports NaN rather than breaking the whole exposition.
+        """
+
+        def read() -> float:
+            try:
+                return float(callback())
+            except Exception:
+                return math.nan
+
+        self.outbox_depth.set_function(read)
+
+    def set_scheduler_lag(self, seconds: float) -> None:
+        self.scheduler_lag.set(max(0.0, seconds))
+
+    def set_sources_failing(self, n: int) -> None:
+        self.sources_failing.set(n)
+
+    def render(self) -> bytes:
+        """The text exposition format, for `/metrics`."""
+        return generate_latest(self.registry)

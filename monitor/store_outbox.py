@@ -1,0 +1,173 @@
+"""The transactional outbox: alerts written with the poll that found them, sent later.
+
+Why an outbox: the poll's transaction writes the article and its alerts together, so a crash
+can delay an alert but never lose it; the unique key makes replaying a poll harmless. Sending
+claims rows with a lease in a `BEGIN IMMEDIATE` transaction, so two workers never take the same
+row, and a worker killed mid-send leaves a lease that simply expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.models import Alert, Delivery, Message
+from monitor.store import Store, from_ts, insert_alerts, ts
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A claimed outbox row, ready to be sent."""
+
+    id: int
+    key: str
+    rule: str
+    channel: str
+    message: Message
+    due_at: datetime
+    attempts: int
+    article_id: int | None
+    story_id: int | None
+    digest: bool
+
+
+_PENDING = (
+    "id, key, rule, channel, title, text, markdown, html, due_at, attempts, article_id, "
+    "story_id, digest"
+)
+
+
+def _pending(row: Sequence) -> Pending:
+    return Pending(
+        id=row[0],
+        key=row[1],
+        rule=row[2],
+        channel=row[3],
+        message=Message(row[4], row[5] or "", row[6] or "", row[7] or ""),
+        due_at=from_ts(row[8]),  # type: ignore[arg-type]
+        attempts=row[9],
+        article_id=row[10],
+        story_id=row[11],
+        digest=bool(row[12]),
+    )
+
+
+class Outbox:
+    """Claims, attempts and reports over the outbox table of one Store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, alerts: Sequence[Alert], now: datetime) -> int:
+        with self.store.immediate() as conn:
+            return insert_alerts(conn, alerts, now)
+
+    def claim(self, now: datetime, lease_until: datetime, limit: int = 100) -> list[Pending]:
+        """Take due rows (lease expired or none) so no other worker sends them meanwhile."""
+        with self.store.immediate() as conn:
+            rows = conn.execute(
+                f"SELECT {_PENDING} FROM outbox WHERE status = 'pending' AND due_at <= ? "
+                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY due_at, id LIMIT ?",
+                (ts(now), ts(now), limit),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET lease_until = ? WHERE id = ?",
+                [(ts(lease_until), row[0]) for row in rows],
+            )
+        return [_pending(row) for row in rows]
+
+    def record(
+        self,
+        ids: Sequence[int],
+        delivery: Delivery,
+        now: datetime,
+        *,
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record one attempt for these rows: sent, retry at `retry_at`, or dead when None."""
+        with self.store.immediate() as conn:
+            for outbox_id in ids:
+                conn.execute(
+                    "INSERT INTO attempts (outbox_id, at, ok, error) VALUES (?, ?, ?, ?)",
+                    (outbox_id, ts(now), int(delivery.ok), delivery.error),
+                )
+                if delivery.ok:
+                    conn.execute(
+                        "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                        "last_attempt_at = ?, lease_until = NULL, last_error = NULL WHERE id = ?",
+                        (ts(now), ts(now), outbox_id),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE outbox SET status = ?, due_at = COALESCE(?, due_at), "
+                        "attempts = attempts + 1, last_attempt_at = ?, last_error = ?, "
+                        "lease_until = NULL WHERE id = ?",
+                        (
+                            "pending" if retry_at else "dead",
+                            ts(retry_at),
+                            ts(now),
+                            delivery.error,
+                            outbox_id,
+                        ),
+                    )
+
+    def postpone(self, ids: Sequence[int], until: datetime) -> None:
+        """Hold rows without counting an attempt (rate limit, quiet hours)."""
+        with self.store.immediate() as conn:
+            conn.executemany(
+                "UPDATE outbox SET due_at = ?, lease_until = NULL WHERE id = ?",
+                [(ts(until), i) for i in ids],
+            )
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Give claimed rows back untouched (shutdown before sending them)."""
+        with self.store.immediate() as conn:
+            conn.executemany(
+                "UPDATE outbox SET lease_until = NULL WHERE id = ?", [(i,) for i in ids]
+            )
+
+    def sent_since(self, channel: str, since: datetime) -> list[datetime]:
+        rows = self.store.db.execute(
+            "SELECT sent_at FROM outbox WHERE channel = ? AND status = 'sent' AND sent_at >= ? "
+            "ORDER BY sent_at",
+            (channel, ts(since)),
+        ).fetchall()
+        return [from_ts(r[0]) for r in rows]  # type: ignore[misc]
+
+    def depth(self) -> int:
+        row = self.store.db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+        return int(row.fetchone()[0])
+
+    def next_due(self) -> datetime | None:
+        row = self.store.db.execute(
+            "SELECT MIN(due_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return from_ts(row[0])
+
+    def recent(self, *, limit: int = 30, status: str | None = None) -> list[dict]:
+        """Newest alerts first, with their delivery state, for `news-monitor alerts`."""
+        sql = (
+            "SELECT id, rule, channel, title, status, attempts, created_at, due_at, sent_at, "
+            "last_error, digest FROM outbox"
+        )
+        params: list = []
+        if status:
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        keys = [
+            "id",
+            "rule",
+            "channel",
+            "title",
+            "status",
+            "attempts",
+            "created_at",
+            "due_at",
+            "sent_at",
+            "last_error",
+            "digest",
+        ]
+        return [dict(zip(keys, row, strict=True)) for row in self.store.db.execute(sql, params)]

@@ -1,0 +1,75 @@
+"""Text folding and word splitting shared by rules, dedupe and search.
+
+Everything that compares words (rule matching, fingerprints, search) must fold the same way, or a
+rule written `perche` would miss `perché` in one place and hit it in another. So the one definition
+lives here: case-fold, compatibility-decompose (NFKD, so ligatures and full-width forms become plain
+letters), drop the combining marks on Latin and Greek letters (accents), and map typographic
+apostrophes and quotes to ASCII.
+
+Combining marks are collected once from the Basic Multilingual Plane (a few milliseconds at import);
+marks beyond it are historic scripts that news feeds do not use.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["fold", "words"]
+
+_PUNCT = str.maketrans(
+    {
+        "\u2018": "'",  # left single quotation mark
+        "\u2019": "'",  # right single quotation mark (the usual typographic apostrophe)
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u02bc": "'",  # modifier letter apostrophe (Ukrainian transliterations)
+        "\u2032": "'",  # prime
+        "\u00b4": "'",  # acute accent used as apostrophe
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u00ab": '"',  # « (Italian quotations)
+        "\u00bb": '"',  # »
+        "\u2033": '"',
+    }
+)
+
+
+def _combining_class() -> str:
+    """A regex character class of every BMP code point with a non-zero combining class."""
+    ranges: list[tuple[int, int]] = []
+    for cp in range(0x300, 0x10000):
+        if unicodedata.combining(chr(cp)):
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1] = (ranges[-1][0], cp)
+            else:
+                ranges.append((cp, cp))
+    parts = (
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in ranges
+    )
+    # Only marks on Latin (ASCII after NFKD) or Greek letters are accents to drop; on Cyrillic
+    # and other scripts they are part of a distinct letter (Ukrainian й, ї) and are recomposed.
+    return "(?<=[\\x00-\\x7f\u0370-\u03ff])[" + "".join(parts) + "]+"
+
+
+_MARKS = re.compile(_combining_class())
+# A number keeps its inner separators ("1.400", "3,5"); otherwise runs of letters/digits.
+# Apostrophes, hyphens and all other punctuation split words: "l'Ucraina" -> "l", "ucraina".
+_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free form of `text`: `"Perché KYIV"` -> `"perche kyiv"`."""
+    if text.isascii():
+        return text.lower().replace("`", "'")
+    text = unicodedata.normalize("NFKD", text.translate(_PUNCT).casefold())
+    return unicodedata.normalize("NFC", _MARKS.sub("", text))
+
+
+def words(text: str) -> list[str]:
+    """Folded word tokens of `text`, in order: `"L'Ucraina, 1.400 km"` -> `l ucraina 1.400 km`."""
+    return _WORD.findall(fold(text))
