@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from monitor import __version__, notify, report
+from monitor import __version__, logs, notify, report
 from monitor import config as config_mod
-from monitor.errors import ConfigError, FetchError, MonitorError, ParseError, RuleSyntaxError
 from monitor.daemon import Daemon, Monitor
 from monitor.delivery import DrainResult
+from monitor.errors import ConfigError, FetchError, MonitorError, ParseError, RuleSyntaxError
 from monitor.fetch import Fetcher
 from monitor.models import Message, Source
 from monitor.pipeline import PollResult, analyse, document
@@ -99,7 +98,8 @@ def check(ctx: Context) -> None:
 def once(ctx: Context) -> None:
     """Poll every source once, store what is new, deliver what is due, and exit."""
     cfg = ctx.config
-    logs.configure(cfg.settings.log_format, secrets=cfg.secrets)
+    # the summary below lists every failed source: per-poll log lines would only repeat it
+    logs.configure(cfg.settings.log_format, level="error", secrets=cfg.secrets)
     results, drained = asyncio.run(_once(cfg))
     click.echo(report.poll_summary(results), err=True)
     if drained is not None:

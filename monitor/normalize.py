@@ -295,12 +295,13 @@ def normalize_language(code: str | None) -> str | None:
 # --- fingerprint ----------------------------------------------------------------------------
 
 _NON_WORD = re.compile(r"[\W_]+")
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
 def _fold(text: str) -> str:
     """Case- and accent-insensitive form with punctuation removed and spaces collapsed."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    stripped = _COMBINING.sub("", decomposed)
     return _NON_WORD.sub(" ", stripped).strip()
 
 
