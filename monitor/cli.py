@@ -250,13 +250,36 @@ def search(ctx: Context, query: str, limit: int) -> None:
 
 
 @cli.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 unless the daemon polled recently (for HEALTHCHECK and monitoring).",
+)
 @pass_ctx
-def sources(ctx: Context) -> None:
+def sources(ctx: Context, check: bool) -> None:
     """Each source's health: last success, last error, items, next poll."""
+    now = utcnow()
     with ctx.store() as store:
-        store.sync_sources(ctx.config.sources, utcnow())
+        if check:
+            raise SystemExit(_liveness(ctx.config, store, now))
+        store.sync_sources(ctx.config.sources, now)
         rows = store.sources_health()
-    click.echo(report.sources_table(rows, ctx.config.settings.timezone, now=utcnow()))
+    click.echo(report.sources_table(rows, ctx.config.settings.timezone, now=now))
+
+
+def _liveness(cfg: config_mod.Config, store: Store, now: datetime) -> int:
+    """0 when some enabled source was polled within three of its intervals (plus a minute)."""
+    longest = max((s.interval for s in cfg.sources if s.enabled), default=0.0)
+    last = store.last_poll()
+    if last is None:
+        click.echo("no poll recorded yet", err=True)
+        return 1
+    age = (now - last).total_seconds()
+    if age > 3 * longest + 60:
+        click.echo(f"last poll was {int(age)} s ago: the daemon looks stuck", err=True)
+        return 1
+    click.echo(f"ok: last poll {int(age)} s ago")
+    return 0
 
 
 def main() -> None:

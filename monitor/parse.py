@@ -32,11 +32,6 @@ from monitor.models import RawEntry
 
 __all__ = ["ParsedFeed", "parse_feed", "scan_ids"]
 
-# feedparser bozo exceptions that say nothing about the markup being broken.
-_BENIGN_BOZO = (
-    feedparser.CharacterEncodingOverride,
-    feedparser.NonXMLContentType,
-)
 # Single-byte charsets that servers often declare for bodies that are really UTF-8.
 _SINGLE_BYTE = {"iso-8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252"}
 
@@ -148,7 +143,7 @@ def _ascii_transparent(codec: str) -> bool:
         return False
 
 
-def _headers(url: str, charset: str | None, content_type: str | None) -> dict[str, str]:
+def _headers(charset: str | None, content_type: str | None) -> dict[str, str]:
     """The response headers feedparser should believe.
 
     Without a Content-Type, feedparser would assume ISO-8859-1 (HTTP's default); we say
@@ -236,14 +231,15 @@ def parse_feed(
     """Parse feed bytes; raise ParseError for empty, non-feed or hostile input.
 
     A malformed feed that still yields entries is returned as is (most real breakage is one bad
-    character late in the file); a well-formed feed with no items returns no entries.
+    character late in the file); a feed with no items, even a malformed one whose feed type was
+    recognised (an undefined `&nbsp;` in the channel), returns no entries.
     """
     if not body or not body.strip():
         raise ParseError("empty response")
     body, charset = _prepare(body, charset)
     if not body.strip():
         raise ParseError("empty response")
-    headers = _headers(url, _trusted_charset(body, charset), content_type)
+    headers = _headers(_trusted_charset(body, charset), content_type)
     try:
         result = feedparser.parse(
             io.BytesIO(body),  # a stream: feedparser must never fetch or open a path itself
@@ -255,12 +251,9 @@ def parse_feed(
         raise ParseError(f"feed parser failed: {type(exc).__name__}: {exc}") from exc
     entries = result.get("entries") or []
     exc = result.get("bozo_exception")
-    if not entries:
-        if not result.get("version"):
-            detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
-            raise ParseError(f"not a feed: no RSS, Atom or RDF document found{detail}")
-        if result.get("bozo") and not isinstance(exc, _BENIGN_BOZO):
-            raise ParseError(f"malformed feed with no entries: {type(exc).__name__}: {exc}")
+    if not entries and not result.get("version"):
+        detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+        raise ParseError(f"not a feed: no RSS, Atom or RDF document found{detail}")
     feed = result.get("feed") or {}
     language = feed.get("language") or (feed.get("title_detail") or {}).get("language") or None
     return ParsedFeed(

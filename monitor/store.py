@@ -243,6 +243,10 @@ class Store:
             ),
         )
 
+    def last_poll(self) -> datetime | None:
+        row = self.db.execute("SELECT MAX(last_poll) FROM sources WHERE enabled = 1").fetchone()
+        return from_ts(row[0])
+
     def sources_health(self) -> list[dict]:
         rows = self.db.execute(
             "SELECT s.name, s.url, s.kind, s.enabled, s.last_success, s.last_poll, s.last_error, "

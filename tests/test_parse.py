@@ -202,9 +202,10 @@ def test_well_formed_feed_without_items_has_no_entries() -> None:
     assert parsed.title == "Esteri" and parsed.entries == ()
 
 
-def test_truncated_feed_without_items_is_an_error() -> None:
-    with pytest.raises(ParseError, match="malformed"):
-        parse_feed(b'<?xml version="1.0"?><rss version="2.0"><channel><title>E</ti', url=FEED_URL)
+def test_malformed_feed_without_items_has_no_entries() -> None:
+    body = b'<rss version="2.0"><channel><title>Esteri&nbsp;</title></channel></rss>'
+    parsed = parse_feed(body, url=FEED_URL)  # &nbsp; is undefined in XML: feedparser's bozo
+    assert parsed.title == "Esteri" and parsed.entries == ()
 
 
 # --- hostile XML ------------------------------------------------------------------------------
