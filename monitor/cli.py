@@ -88,9 +88,22 @@ def check(ctx: Context) -> None:
         f"  {len(cfg.sources)} sources, {len(cfg.rules)} rules, {len(cfg.channels)} channels"
     )
     for name, target in cfg.channels.items():
-        click.echo(f"  channel {name}: {cfg.mask(notify.describe(target))}")
+        click.echo(f"  channel {name}: {_describe_channel(target, cfg)}")
     if not cfg.channels:
         click.echo("  no channels: alerts are printed on standard output")
+
+
+def _describe_channel(target: str, cfg: config_mod.Config) -> str:
+    """A masked view of a channel; opaque when a secret holds URL punctuation, since Apprise
+    would split the URL inside the secret and print its pieces."""
+    tricky = [s for s in cfg.secrets if s in target and s != target and any(c in s for c in "@/?#")]
+    if not tricky:
+        return cfg.mask(notify.describe(target))
+    scheme = target.split("://", 1)[0] if "://" in target else "file"
+    warning = ""
+    if any("@" in s for s in tricky):
+        warning = " (warning: a ${VAR} value contains '@': percent-encode it as %40)"
+    return f"{scheme}://***{warning}"
 
 
 @cli.command()
