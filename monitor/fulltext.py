@@ -1,0 +1,175 @@
+"""Full article text for feeds with one line per item: fetch each NEW item's page, politely.
+
+Politeness, per poll of one source:
+- at most `MAX_PER_POLL` pages; the rest keep their feed text (they are stored, not lost, and are
+  not fetched later: a page is fetched once, when its item is new);
+- one request at a time per host (hosts run in parallel) and `DELAY` seconds between two
+  requests to one host;
+- robots.txt honoured when `source.robots`: fetched once per host per `ROBOTS_TTL` (cached in
+  memory, keyed by scheme://host:port), parsed with urllib.robotparser on the text we fetched
+  (robotparser never fetches by itself). A 4xx robots.txt allows everything; a 5xx or
+  unreachable one disallows this poll (RFC 9309) and is retried at the next poll.
+- unless `source.allow_private`, an article URL whose host is or resolves to a loopback,
+  private, link-local or reserved address is not fetched: the Fetcher trusts the first URL it is
+  given (the user wrote the feed URL, but not the links inside it), and checks only redirects.
+
+Any failure leaves that article exactly as the feed gave it; nothing here raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+from urllib.robotparser import RobotFileParser
+
+from monitor import logs
+from monitor.errors import FetchError, MonitorError
+from monitor.extract import extract_article
+from monitor.fetch import Fetcher, is_public_address
+from monitor.models import Article, Source
+from monitor.normalize import TEXT_CHARS, fingerprint, normalize_language
+
+__all__ = ["DELAY", "MAX_PER_POLL", "ROBOTS_TTL", "enrich"]
+
+MAX_PER_POLL = 10
+DELAY = 1.0  # seconds between two article requests to one host
+ROBOTS_TTL = timedelta(hours=6)
+_HTML_TYPES = {None, "text/html", "application/xhtml+xml", "text/plain", "application/xml"}
+
+log = logs.get_logger("monitor.fulltext")
+
+# scheme://host:port -> (fetched at, parser); None means "everything allowed" (4xx robots.txt)
+_robots: dict[str, tuple[datetime, RobotFileParser | None]] = {}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+async def _is_public(url: str) -> bool:
+    """True when every address of the URL's host is public (resolved with the event loop)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        addresses = {ipaddress.ip_address(host)}
+    except ValueError:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except OSError:
+            return False
+        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    return bool(addresses) and all(is_public_address(a) for a in addresses)
+
+
+async def _robots_allows(url: str, *, fetcher: Fetcher, source: Source, now: datetime) -> bool:
+    origin = _origin(url)
+    cached = _robots.get(origin)
+    if cached is None or now - cached[0] > ROBOTS_TTL or now < cached[0]:
+        robots_url = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}/robots.txt"
+        try:
+            fetched = await fetcher.fetch(robots_url, allow_private=source.allow_private)
+        except FetchError as exc:
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                cached = (now, None)  # no robots.txt: everything is allowed
+            else:
+                log.info("robots.txt unavailable; not fetching", host=origin, error=str(exc))
+                return False
+        else:
+            parser = RobotFileParser()
+            parser.parse(fetched.body.decode("utf-8", errors="replace").splitlines())
+            cached = (now, parser)
+        _robots[origin] = cached
+    parser = cached[1]
+    return parser is None or parser.can_fetch(fetcher.user_agent, url)
+
+
+def _merge(
+    article: Article,
+    extracted_title: str,
+    author: str | None,
+    published: datetime | None,
+    text: str,
+    language: str | None,
+) -> Article:
+    """The article with the page's body; feed fields win where the feed had them."""
+    title = article.title or " ".join(extracted_title.split())
+    lacked_date = article.published is None or article.published == article.first_seen
+    body = text if len(text) > len(article.text) else article.text
+    body = body[:TEXT_CHARS]
+    return replace(
+        article,
+        title=title,
+        text=body,
+        author=article.author or author,
+        published=published if lacked_date and published is not None else article.published,
+        language=article.language or normalize_language(language),
+        fingerprint=fingerprint(title, body),
+    )
+
+
+async def _one(article: Article, *, fetcher: Fetcher, source: Source, now: datetime) -> Article:
+    url = article.url
+    try:
+        if not source.allow_private and not await _is_public(url):
+            log.info("article not fetched: private or unresolvable address", url=url)
+            return article
+        if source.robots and not await _robots_allows(url, fetcher=fetcher, source=source, now=now):
+            log.info("article not fetched: disallowed by robots.txt", url=url)
+            return article
+        fetched = await fetcher.fetch(url, allow_private=source.allow_private)
+        if fetched.content_type not in _HTML_TYPES:
+            return article
+        got = await asyncio.to_thread(
+            extract_article, fetched.body, url=fetched.url, charset=fetched.charset
+        )
+    except (MonitorError, OSError, ValueError) as exc:
+        log.info("article not fetched", url=url, error=str(exc))
+        return article
+    except Exception as exc:  # a bug in extraction must never cost the feed's article
+        log.warning("article extraction failed", url=url, error=repr(exc))
+        return article
+    if not got.text.strip():
+        return article
+    return _merge(article, got.title, got.author, got.published, got.text, got.language)
+
+
+async def enrich(
+    articles: Sequence[Article],
+    *,
+    fetcher: Fetcher,
+    source: Source,
+    now: datetime,
+    max_per_poll: int | None = None,
+    delay: float | None = None,
+) -> list[Article]:
+    """Return `articles` with the first `max_per_poll` replaced by their full-text versions."""
+    if not source.fetch_article or not articles:
+        return list(articles)
+    cap = MAX_PER_POLL if max_per_poll is None else max_per_poll
+    pause = DELAY if delay is None else delay
+    result = list(articles)
+    by_host: dict[str, list[int]] = {}
+    for index, article in enumerate(result[: max(cap, 0)]):
+        by_host.setdefault(_origin(article.url), []).append(index)
+
+    async def host_queue(indexes: list[int]) -> None:
+        for n, index in enumerate(indexes):
+            if n and pause > 0:
+                await asyncio.sleep(pause)
+            result[index] = await _one(result[index], fetcher=fetcher, source=source, now=now)
+
+    try:
+        await asyncio.gather(*(host_queue(ix) for ix in by_host.values()))
+    except Exception as exc:  # defensive: _one never raises, but never lose the poll
+        log.warning("full-text enrichment failed", source=source.name, error=repr(exc))
+    if len(articles) > cap:
+        log.info("full-text cap reached", source=source.name, fetched=cap, kept=len(articles) - cap)
+    return result
