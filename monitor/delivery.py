@@ -4,6 +4,13 @@ Orchestration only: rendering and timing rules are in `alerts` (pure), SQL in `s
 Apprise in `notify`. Each channel is drained on its own, so one slow or dead channel never holds
 back the others, and a failure on one channel never re-sends to a channel that succeeded (each
 row is one rule × subject × channel). Apprise's blocking call runs in a worker thread.
+
+Each channel gets a time budget per drain (`BUDGET`); what it has not sent by then is released
+to the next drain. Without it a hung channel (200 rows × a 20 s timeout) would keep one drain
+running for an hour: longer than the lease, so another worker could claim and send the same
+rows again, and the daemon's next drains (one at a time) would hold back every other channel.
+Quiet hours are checked again at send time, so a retry or a rate-limit hold that falls inside
+them waits for their end like a new alert does.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +31,7 @@ from monitor.models import Delivery, Message, Rule
 from monitor.store_outbox import Outbox, Pending
 
 LEASE = timedelta(minutes=5)  # a claimed row returns to the queue if its worker dies
+BUDGET = 60.0  # seconds of sending per channel per drain; plus one send's timeout, < LEASE
 
 Sender = Callable[[str, Message], Delivery]
 
@@ -33,6 +42,7 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     postponed: int = 0
+    released: int = 0  # claimed but left for the next drain (the channel's budget ran out)
     outcomes: list[str] = field(default_factory=list)
 
 
@@ -74,6 +84,7 @@ async def drain_outbox(
     stream: TextIO | None = None,
     jitter: Callable[[], float] = random.random,
     limit: int = 200,
+    budget: float = BUDGET,
 ) -> DrainResult:
     """Send every due alert once; failures are rescheduled with backoff or marked dead."""
     started = now()
@@ -85,27 +96,43 @@ async def drain_outbox(
 
     async def drain_channel(channel: str, batches: list[list[Pending]]) -> None:
         target = policy.channels.get(channel)
-        for batch in batches:
+        deadline = time.monotonic() + budget
+        for n, batch in enumerate(batches):
             ids = [row.id for row in batch]
+            if time.monotonic() >= deadline:
+                rest = [row.id for later in batches[n:] for row in later]
+                outbox.release(rest)
+                result.released += len(rest)
+                return
             if channel != STDOUT and target is None:
-                gone = Delivery(ok=False, error=f"channel {channel!r} is no longer configured")
-                outbox.record(ids, gone, now(), retry_at=None)
-                result.dead += len(ids)
+                # a failed attempt, not instant death: a typo in a reloaded config that is
+                # fixed within the retry schedule loses nothing
+                gone = Delivery(ok=False, error=f"channel {channel!r} is not configured")
+                _record(outbox, policy, batch, gone, now(), jitter(), result)
                 continue
-            hold = _rate_hold(outbox, policy, channel, now())
+            hold = _quiet_hold(policy, batch[0], now())
+            hold = hold or _rate_hold(outbox, policy, channel, now())
             if hold is not None:
                 outbox.postpone(ids, hold)
                 result.postponed += len(ids)
                 continue
-            message = digest_message(batch) if batch[0].digest else batch[0].message
-            if channel == STDOUT:
-                delivery = print_alert(message, stream)
-            else:
-                delivery = await asyncio.to_thread(send, target, message)  # type: ignore[arg-type]
+            try:  # a rendering bug must cost this batch an attempt, not the whole drain
+                message = digest_message(batch) if batch[0].digest else batch[0].message
+                if channel == STDOUT:
+                    delivery = print_alert(message, stream)
+                else:
+                    delivery = await asyncio.to_thread(send, target, message)  # type: ignore
+            except Exception as exc:  # noqa: BLE001
+                delivery = Delivery(ok=False, error=f"internal error: {type(exc).__name__}: {exc}")
             _record(outbox, policy, batch, delivery, now(), jitter(), result)
 
     await asyncio.gather(*(drain_channel(c, b) for c, b in by_channel.items()))
     return result
+
+
+def _quiet_hold(policy: DeliveryPolicy, row: Pending, now: datetime) -> datetime | None:
+    rule = policy.rules.get(row.rule)
+    return alerts.hold_until(rule, now, policy.timezone) if rule is not None else None
 
 
 def _rate_hold(

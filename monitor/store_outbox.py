@@ -64,13 +64,25 @@ class Outbox:
             return insert_alerts(conn, alerts, now)
 
     def claim(self, now: datetime, lease_until: datetime, limit: int = 100) -> list[Pending]:
-        """Take due rows (lease expired or none) so no other worker sends them meanwhile."""
+        """Take due rows (lease expired or none) so no other worker sends them meanwhile.
+
+        A digest is taken whole even past `limit`: split, it would go out as two messages.
+        """
+        free = "status = 'pending' AND (lease_until IS NULL OR lease_until <= ?)"
         with self.store.immediate() as conn:
             rows = conn.execute(
-                f"SELECT {_PENDING} FROM outbox WHERE status = 'pending' AND due_at <= ? "
-                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY due_at, id LIMIT ?",
+                f"SELECT {_PENDING} FROM outbox WHERE {free} AND due_at <= ? "
+                "ORDER BY due_at, id LIMIT ?",
                 (ts(now), ts(now), limit),
             ).fetchall()
+            taken = {row[0] for row in rows}
+            for rule, channel, due_at in dict.fromkeys((r[2], r[3], r[8]) for r in rows if r[12]):
+                rest = conn.execute(
+                    f"SELECT {_PENDING} FROM outbox WHERE {free} AND digest = 1 AND rule = ? "
+                    "AND channel = ? AND due_at = ? ORDER BY id",
+                    (ts(now), rule, channel, due_at),
+                ).fetchall()
+                rows += [row for row in rest if row[0] not in taken]
             conn.executemany(
                 "UPDATE outbox SET lease_until = ? WHERE id = ?",
                 [(ts(lease_until), row[0]) for row in rows],
@@ -128,10 +140,13 @@ class Outbox:
             )
 
     def sent_since(self, channel: str, since: datetime) -> list[datetime]:
+        """When each message went to `channel` (for the rate limit): a digest counts once."""
         rows = self.store.db.execute(
             "SELECT sent_at FROM outbox WHERE channel = ? AND status = 'sent' AND sent_at >= ? "
-            "ORDER BY sent_at",
-            (channel, ts(since)),
+            "AND digest = 0 UNION ALL SELECT MIN(sent_at) FROM outbox WHERE channel = ? "
+            "AND status = 'sent' AND sent_at >= ? AND digest = 1 GROUP BY rule, sent_at "
+            "ORDER BY 1",
+            (channel, ts(since), channel, ts(since)),
         ).fetchall()
         return [from_ts(r[0]) for r in rows]  # type: ignore[misc]
 
