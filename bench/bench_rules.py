@@ -7,7 +7,7 @@ when the corpus is absent). Rules are generated from the articles' own vocabular
 a mix of words, OR groups, phrases, prefixes, NEAR and NOT. Both contenders share the parser, the
 word folding and the boolean evaluation; they differ only in how the hits are found: one
 Aho-Corasick pass over the folded text, or one regex alternation of every pattern of the rule set
-(`re` tries each alternative at each position, which is what makes it slow).
+(`re` tries the alternatives one by one at each word, which is what makes it slow).
 """
 
 from __future__ import annotations
@@ -126,28 +126,38 @@ def generate_rules(docs: list[Document], n: int, rng: random.Random) -> list[tup
 
 
 class RegexScanner:
-    """Stands in for the automaton: one combined regex of every pattern, scanned per article."""
+    """Stands in for the automaton: one combined regex of every pattern, scanned per article.
+
+    The usual way to do it: one alternation (longest first) over the same folded, space-joined
+    words, matching on word boundaries; each match is mapped back to its pattern(s).
+    """
 
     def __init__(self, patterns: list[str]) -> None:
-        self.patterns = patterns
-        alts = "|".join(f"(?P<p{i}>{re.escape(p)})" for i, p in enumerate(patterns))
-        self.regex = re.compile(f"(?=(?:{alts}))")
+        self.exact = {p for p in patterns if p.endswith(" ")}
+        self.prefixes = {p for p in patterns if not p.endswith(" ")}
+        self.lengths = sorted({len(p) for p in self.prefixes})
+        alts = [re.escape(p.strip()) + ("" if p.endswith(" ") else "[^ ]*") for p in patterns]
+        alts.sort(key=len, reverse=True)
+        self.regex = re.compile(" (?:" + "|".join(alts) + ")(?= )")
 
     def iter(self, hay: str):  # noqa: ANN201 - mirrors ahocorasick.Automaton.iter
         for m in self.regex.finditer(hay):
-            p = self.patterns[int(m.lastgroup[1:])]  # type: ignore[index]
-            yield m.start() + len(p) - 1, (p, len(p))
+            text = m.group()
+            found = [text + " "] if text + " " in self.exact else []
+            found += [text[:k] for k in self.lengths if text[:k] in self.prefixes]
+            for p in found:
+                yield m.start() + len(p) - 1, (p, len(p))
 
 
 def run(rules: RuleSet, docs: list[Document], min_seconds: float = 2.0) -> tuple[float, int]:
-    start, done, matched = time.perf_counter(), 0, 0
-    while True:
-        for d in docs:
-            matched += len(rules.match(d))
-        done += len(docs)
+    """Best articles/s over rounds of the whole list (other processes share this machine)."""
+    best, spent, matched = 0.0, 0.0, 0
+    while spent < min_seconds:
+        start = time.perf_counter()
+        matched = sum(len(rules.match(d)) for d in docs)
         elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            return done / elapsed, matched * len(docs) // done
+        best, spent = max(best, len(docs) / elapsed), spent + elapsed
+    return best, matched
 
 
 def main() -> None:
@@ -178,9 +188,9 @@ def main() -> None:
     for _, q in rule_list[:6]:
         print(f"          {q}")
     print(f"compile:  {compile_s * 1000:.0f} ms")
-    fast_rate, fast_hits = run(fast, docs)
+    fast_rate, fast_hits = run(fast, docs, min_seconds=4.0)
     sample = docs[: max(200, len(docs) // 10)]
-    slow_rate, slow_hits = run(slow, sample, min_seconds=3.0)
+    slow_rate, slow_hits = run(slow, sample, min_seconds=4.0)
     fast_sample = sum(len(fast.match(d)) for d in sample)
     print(f"RuleSet (Aho-Corasick): {fast_rate:9,.0f} articles/s  ({fast_hits} rule matches)")
     print(

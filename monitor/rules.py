@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, NamedTuple
 
 import ahocorasick
@@ -82,10 +83,11 @@ class Term:
     words: tuple[str, ...]
     prefix: bool
     title_only: bool
+    pattern: str = ""  # what the automaton looks for: " w1 w2 " (no trailing pad for a prefix)
 
-    @property
-    def pattern(self) -> str:
-        return " " + " ".join(self.words) + ("" if self.prefix else " ")
+    def __post_init__(self) -> None:
+        pattern = " " + " ".join(self.words) + ("" if self.prefix else " ")
+        object.__setattr__(self, "pattern", pattern)
 
     def __str__(self) -> str:
         return ("title:" if self.title_only else "") + self.text
@@ -379,7 +381,7 @@ def parse_query(query: str) -> Query:
 class _Hits:
     """One document's automaton hits: pattern -> sorted char offsets of the leading pad."""
 
-    __slots__ = ("by_pattern", "sep", "tokens", "_starts", "source", "lang", "title_len")
+    __slots__ = ("by_pattern", "found", "sep", "tokens", "_starts", "source", "lang", "title_len")
 
     def __init__(self, doc: Document, automaton: Any) -> None:
         title = words(doc.title)
@@ -393,6 +395,7 @@ class _Hits:
             start = end - size + 1  # offset of the pattern's leading space
             by.setdefault(pattern, []).append(start)
         self.by_pattern = by
+        self.found = set(by)
         self.source = " ".join(words(doc.source))
         self.lang = fold(doc.language or "").replace("_", "-")
 
@@ -403,11 +406,7 @@ class _Hits:
     def spans(self, t: Term) -> list[tuple[int, int]]:
         """Word-index spans of a term's hits; text words sit _GAP past the title."""
         if self._starts is None:
-            starts, pos = [], 1
-            for tok in self.tokens:
-                starts.append(pos)
-                pos += len(tok) + 1
-            self._starts = starts
+            self._starts = list(accumulate((len(tok) + 1 for tok in self.tokens), initial=1))
         out = []
         for start in self.by_pattern.get(t.pattern, ()):
             if t.title_only and start > self.sep:
@@ -456,6 +455,25 @@ def _eval(node: Node, h: _Hits) -> bool:
     return h.meta(node)
 
 
+def _compile(node: Node) -> Callable[[_Hits], bool]:
+    """The node as a closure: evaluating 1,000 rules per article is the hot path."""
+    if isinstance(node, Term) and not node.title_only:
+        return lambda h, p=node.pattern: p in h.by_pattern  # type: ignore[misc]
+    if isinstance(node, Term):
+        return lambda h, p=node.pattern: (got := h.by_pattern.get(p)) is not None and got[0] < h.sep  # type: ignore[misc]
+    if isinstance(node, Near | Meta):
+        return lambda h: _eval(node, h)
+    if isinstance(node, Not):
+        inner = _compile(node.child)
+        return lambda h: not inner(h)
+    plain = [c.pattern for c in node.children if isinstance(c, Term) and not c.title_only]
+    others = [_compile(c) for c in node.children if not (isinstance(c, Term) and not c.title_only)]
+    if node.op == "OR":
+        pats = frozenset(plain)
+        return lambda h: not pats.isdisjoint(h.found) or any(f(h) for f in others)
+    return lambda h: all(p in h.by_pattern for p in plain) and all(f(h) for f in others)
+
+
 def _collect(node: Node, h: _Hits, out: list[str]) -> None:
     """Append the terms that made a true node true (never those under NOT)."""
     if isinstance(node, Term):
@@ -491,6 +509,7 @@ class RuleSet:
         self.rules: list[tuple[str, Query]] = [
             (name, q if isinstance(q, Query) else parse_query(q)) for name, q in rules
         ]
+        self._eval = [_compile(q.root) for _, q in self.rules]
         self._always: list[int] = []
         self._by_pattern: dict[str, list[int]] = {}
         patterns: set[str] = set()
@@ -520,7 +539,7 @@ class RuleSet:
         out = []
         for index in sorted(candidates):
             name, query = self.rules[index]
-            if _eval(query.root, hits):
+            if self._eval[index](hits):
                 terms: list[str] = []
                 _collect(query.root, hits, terms)
                 out.append(Match(name, tuple(dict.fromkeys(terms))))

@@ -17,25 +17,24 @@ import unicodedata
 
 __all__ = ["fold", "words"]
 
-_PUNCT = str.maketrans(
-    {
-        "\u2018": "'",  # left single quotation mark
-        "\u2019": "'",  # right single quotation mark (the usual typographic apostrophe)
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u02bc": "'",  # modifier letter apostrophe (Ukrainian transliterations)
-        "\u2032": "'",  # prime
-        "\u00b4": "'",  # acute accent used as apostrophe
-        "`": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u201f": '"',
-        "\u00ab": '"',  # « (Italian quotations)
-        "\u00bb": '"',  # »
-        "\u2033": '"',
-    }
-)
+_PUNCT = {
+    "\u2018": "'",  # left single quotation mark
+    "\u2019": "'",  # right single quotation mark (the usual typographic apostrophe)
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u02bc": "'",  # modifier letter apostrophe (Ukrainian transliterations)
+    "\u2032": "'",  # prime
+    "\u00b4": "'",  # acute accent used as apostrophe
+    "`": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u00ab": '"',  # « (Italian quotations)
+    "\u00bb": '"',  # »
+    "\u2033": '"',
+}
+_PUNCT_RE = re.compile("[" + "".join(_PUNCT) + "]")
 
 
 def _combining_class() -> str:
@@ -62,11 +61,15 @@ _MARKS = re.compile(_combining_class())
 _WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
 
 
+def _punct(m: re.Match[str]) -> str:
+    return _PUNCT[m.group()]
+
+
 def fold(text: str) -> str:
     """Lower-case, accent-free form of `text`: `"Perché KYIV"` -> `"perche kyiv"`."""
     if text.isascii():
         return text.lower().replace("`", "'")
-    text = unicodedata.normalize("NFKD", text.translate(_PUNCT).casefold())
+    text = unicodedata.normalize("NFKD", _PUNCT_RE.sub(_punct, text).casefold())
     return unicodedata.normalize("NFC", _MARKS.sub("", text))
 
 
