@@ -172,15 +172,20 @@ def html_to_text(html: str) -> str:
         # back to dropping anything tag-shaped.
         return _collapse(htmllib.unescape(_TAG_RE.sub(" ", html)))
     etree.strip_elements(root, *_DROP, with_tail=False)
-    for el in root.iter():
+    # Collect the text in a walk instead of writing breaks back into the tree: a character
+    # reference such as `&#1` decodes to a control character, which lxml refuses to assign.
+    parts: list[str] = []
+    for event, el in etree.iterwalk(root, events=("start", "end")):
         tag = el.tag if isinstance(el.tag, str) else ""
-        if tag in _BLOCK:
-            el.tail = "\n" + el.tail if el.tail else "\n"
-            if tag != "br":
-                el.text = "\n" + el.text if el.text else "\n"
-        elif tag in _CELL:
-            el.tail = " " + el.tail if el.tail else " "
-    text = "".join(root.itertext()).replace("\xa0", " ")
+        if event == "start":
+            if tag in _BLOCK and tag != "br":
+                parts.append("\n")
+            parts.append(el.text or "")
+        else:
+            parts.append("\n" if tag in _BLOCK else " " if tag in _CELL else "")
+            if el is not root:
+                parts.append(el.tail or "")
+    text = _BAD_CHARS.sub("", "".join(parts)).replace("\xa0", " ")
     return _collapse(text)
 
 

@@ -237,7 +237,7 @@ def parse_feed(
     if not body or not body.strip():
         raise ParseError("empty response")
     body, charset = _prepare(body, charset)
-    if not body.strip():
+    if not body.removeprefix(codecs.BOM_UTF8).strip():  # nothing but NULs, spaces or a BOM
         raise ParseError("empty response")
     headers = _headers(_trusted_charset(body, charset), content_type)
     try:
