@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import random
 import re
 import sys
 import threading
@@ -116,6 +117,24 @@ def _set_title(item: etree._Element, title: str | None, tag: str) -> None:
             return
 
 
+_VOCABULARY = (
+    "summit envoy border treaty grain port drone convoy shelter minister parliament vote budget "
+    "harbour bridge pipeline reactor corridor prisoner exchange sanction tariff election court "
+    "protest strike flood wildfire vaccine satellite launch merger refinery embassy brigade"
+).split()
+
+
+def _set_description(item: etree._Element, seed: str) -> None:
+    """A lead of its own for a new item: real news items do not share their text."""
+    rnd = random.Random(seed)
+    text = " ".join(rnd.choice(_VOCABULARY) for _ in range(40)) + f" ({seed})"
+    for child in item:
+        if _local(child.tag) in ("description", "summary", "content"):
+            for sub in list(child):
+                child.remove(sub)
+            child.text = text
+
+
 @dataclass
 class Feed:
     """One served feed: a template's skeleton and items, and the new items added since reset."""
@@ -146,6 +165,7 @@ class Feed:
             item = copy.deepcopy(self.items[0])
             _set_ids(item, f"f{self.index}/new{g}")
             _set_title(item, self.new_titles[g - 1], f"f{self.index} new {g}")
+            _set_description(item, f"f{self.index}/new{g}")
             fresh.append(item)
         for k in range(self.size - len(fresh)):
             item = copy.deepcopy(self.items[k % len(self.items)])

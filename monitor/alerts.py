@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+from monitor.dedupe import StoryContext, story_alert
 from monitor.excerpt import excerpt, find_terms  # noqa: F401 - re-exported
 from monitor.models import Alert, Article, Match, Message, Rule
 
@@ -66,7 +67,9 @@ def story_subject(story_id: int, n: int | None = None) -> str:
 _DROP = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _TAG = re.compile(r"</?[A-Za-z!][^<>]*>")
 _MD_LINK = re.compile(r"!?\[([^\[\]]*)\]\([^()\s]*(?:\([^()\s]*\)[^()\s]*)*\)")
-_MENTION = re.compile(r"@(?=(?:everyone|here|channel|room|all)\b)|<(?=[!@#])", re.IGNORECASE)
+# No word boundary after the name: "@everyone" followed by letters (as left behind when a Markdown
+# link is reduced to its text) is still a mass mention on some services.
+_MENTION = re.compile(r"@(?=(?:everyone|here|channel|room|all))|<(?=[!@#])", re.IGNORECASE)
 
 
 def _clean(text: str | None) -> str:
@@ -90,6 +93,7 @@ def _h(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+_URL_MENTION = re.compile(r"@(?=(?:everyone|here|channel|room|all))", re.IGNORECASE)
 _NETLOC = re.compile(r"[A-Za-z0-9.\-_~:@\[\]%!$&'*+,;=]+")
 
 
@@ -108,6 +112,8 @@ def safe_url(url: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not host or not _NETLOC.fullmatch(netloc):
         return None
     rest = (quote(p, safe="/?#[]@!$&'*+,;=%:~-._") for p in parts[2:])
+    # a URL printed as text ("…/@everyone") must not ping either; %40 means the same to servers
+    rest = (_URL_MENTION.sub("%40", p) for p in rest)
     return urlunsplit((parts.scheme.lower(), netloc, *rest))
 
 
@@ -200,7 +206,8 @@ class _Item:
 
     def md_head(self) -> str:
         head = _md_marked(self.headline, self.spans)
-        return f"[{head}]({self.url})" if self.url else head
+        # Markdown decodes entity references in link targets: keep `&lt;` in a URL literal.
+        return f"[{head}]({_MD_ENTITY.sub('&amp;', self.url)})" if self.url else head
 
     def html_head(self) -> str:
         head = _html_marked(self.headline, self.spans)
@@ -395,15 +402,38 @@ def plan_alerts(
     timezone: str,
     now: datetime,
     digest_at: datetime | None = None,
+    story: StoryContext | None = None,
 ) -> list[Alert]:
     """The outbox rows for a new match: one per channel of the rule, each with its own key.
+
+    With `alert = "story"` and a `story`, the article opens the story's alert (key
+    `story:<id>`), or sends follow-up n (`story:<id>:<n>`) when it brings a new development
+    and the rule's cooldown has passed since the story's last alert, or nothing. With
+    `alert = "article"` (or no story) every distinct article alerts (`article:<id>`). The
+    story's other outlets are listed as "also reported by".
 
     A digest rule's rows wait for `digest_at` and go out as one summary; otherwise quiet hours
     (unless the rule is urgent) hold them until the quiet hours end.
     """
-    message = render_alert(article, match, source_title=source_title, rule=rule, timezone=timezone)
-    due = digest_at or hold_until(rule, now, timezone) or now
+    story_id: int | None = None
+    follow_up = False
     subject = article_subject(article_id)
+    if story is not None and rule.alert == "story":
+        n = story_alert(story, article_id, cooldown=rule.cooldown, now=now)
+        if n is None:
+            return []
+        story_id, follow_up = story.story_id, n > 0
+        subject = story_subject(story.story_id, n or None)
+    message = render_alert(
+        article,
+        match,
+        source_title=source_title,
+        rule=rule,
+        timezone=timezone,
+        also_reported_by=story.outlets if story is not None else (),
+        follow_up=follow_up,
+    )
+    due = digest_at or hold_until(rule, now, timezone) or now
     return [
         Alert(
             key=alert_key(rule.name, channel, subject),
@@ -412,6 +442,7 @@ def plan_alerts(
             message=message,
             due_at=due,
             article_id=article_id,
+            story_id=story_id,
             digest=digest_at is not None,
         )
         for channel in (rule.channels or (STDOUT,))

@@ -263,6 +263,31 @@ def search(ctx: Context, query: str, limit: int) -> None:
 
 
 @cli.command()
+@click.argument("story_id", type=int, required=False)
+@click.option("--limit", default=20, show_default=True)
+@pass_ctx
+def stories(ctx: Context, story_id: int | None, limit: int) -> None:
+    """Recent stories (id, first seen, size, outlets, headline), or one story's timeline."""
+    tz = ctx.config.settings.timezone
+    with ctx.store() as store:
+        if story_id is None:
+            for s in store.recent_stories(limit):
+                outlets = ", ".join(s.outlets)
+                when = report.local_time(s.first_seen, tz)
+                click.echo(f"#{s.id}  {when}  {s.size} article(s)  [{outlets}]  {s.headline}")
+            return
+        entries = store.story_timeline(story_id)
+    if not entries:
+        click.echo(f"no story #{story_id}", err=True)
+        raise SystemExit(1)
+    for e in entries:
+        kind = f"copy of #{e.copy_of}" if e.copy_of else f"#{e.article_id}"
+        click.echo(f"{report.local_time(e.at, tz)}  {e.source}  {kind}  {e.title}\n    {e.url}")
+        if e.fresh:
+            click.echo(f"    new: {', '.join(f.split(':', 1)[1] for f in e.fresh[:12])}")
+
+
+@cli.command()
 @click.option(
     "--check",
     is_flag=True,

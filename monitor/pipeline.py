@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from monitor import schedule
+from monitor import dedupe, schedule
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import Fetcher
+from monitor.fulltext import enrich
 from monitor.models import Alert, Article, Match, Source
 from monitor.normalize import to_article
+from monitor.pages import parse_listing
 from monitor.parse import parse_feed
 from monitor.rules import Document, RuleSet
 from monitor.store import Candidate, Store
@@ -57,8 +59,11 @@ def document(article: Article) -> Document:
 def analyse(
     body: bytes, source: Source, *, url: str, charset: str | None, now: datetime
 ) -> list[Article]:
-    """Parse and normalize a feed body; CPU-bound, so callers run it off the event loop."""
-    parsed = parse_feed(body, url=url, charset=charset)
+    """Parse and normalize a feed or listing page; CPU-bound, so run it off the event loop."""
+    if source.kind == "html":
+        parsed = parse_listing(body, url=url, charset=charset, source=source)
+    else:
+        parsed = parse_feed(body, url=url, charset=charset)
     articles: dict[str, Article] = {}
     for entry in parsed.entries:
         article = to_article(entry, source=source, feed_language=parsed.language, now=now)
@@ -75,11 +80,15 @@ async def poll_source(
     rules: RuleSet,
     now: datetime,
     jitter: Callable[[], float] = random.random,
-    plan: Callable[[int, Article, Match], Sequence[Alert]] | None = None,
+    plan: Callable[..., Sequence[Alert]] | None = None,
+    window: float = 72 * 3600.0,
 ) -> PollResult:
     """Poll one source once. Every outcome, failures included, is recorded in the store.
 
-    `plan` turns each new match into outbox rows, written in the poll's own transaction.
+    `plan(article_id, article, match, story)` turns each new match into outbox rows, written in
+    the poll's own transaction. `window` (seconds) bounds copy detection and story grouping.
+    Between reading what is known and saving there is no `await`, so within one event loop
+    the decisions cannot race.
     """
     state = store.source_state(source.name)
     try:
@@ -113,16 +122,23 @@ async def poll_source(
         return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
 
     known = store.known(articles)
+    if source.fetch_article:
+        fresh = [a for a in articles if a.url not in known]
+        if fresh:
+            full = await enrich(fresh, fetcher=fetcher, source=source, now=now)
+            by_url = {a.url: a for a in full}
+            articles = [by_url.get(a.url, a) for a in articles]
     candidates = []
     for article in articles:
         seen = known.get(article.url)
         if (
             seen is not None
+            and seen.source == article.source  # another source's item: a copy to record
             and seen.title == article.title
             and seen.fingerprint == article.fingerprint
         ):
             continue  # nothing new about it
-        candidates.append(Candidate(article, tuple(rules.match(document(article)))))
+        candidates.append(_candidate(article, tuple(rules.match(document(article)))))
     saved = store.save_poll(
         source.name,
         candidates,
@@ -133,6 +149,7 @@ async def poll_source(
         last_modified=fetched.last_modified,
         body_hash=fetched.body_hash,
         plan=plan,
+        window=window,
     )
     by_id = {c.article.url: c.article for c in candidates}
     found = []
@@ -142,6 +159,16 @@ async def poll_source(
             found.append(Found(article_id, by_id.get(article.url, article), match))
     outcome: Outcome = "new" if saved.new_ids or saved.edited_ids else "unchanged"
     return PollResult(source.name, outcome, len(saved.new_ids), len(saved.edited_ids), tuple(found))
+
+
+def _candidate(article: Article, matches: tuple[Match, ...]) -> Candidate:
+    """Every article gets its title + lead sketch (one cheap hash per word pair, filed for the
+    window); story facts, like the similarity lookup in the store, only where a rule matched."""
+    sketch = dedupe.sketch(dedupe.lead(article.title, article.summary, article.text))
+    if not matches:
+        return Candidate(article, matches, sketch=sketch)
+    facts = dedupe.facts(article.title, article.summary or article.text)
+    return Candidate(article, matches, sketch=sketch, facts=facts)
 
 
 def _failed(

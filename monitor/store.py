@@ -16,27 +16,26 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 
+from monitor import store_stories as stories
+from monitor.dedupe import StoryContext
 from monitor.errors import StorageError
 from monitor.models import Alert, Article, Match, Source, SourceState
+from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are re-exported
+    _ARTICLE_COLUMNS,
+    _ARTICLE_COLUMNS_A,
+    _article,
+    from_ts,
+    insert_alerts,
+    insert_article,
+    ts,
+    update_article,
+)
 from monitor.store_schema import MIGRATIONS
-
-
-def ts(value: datetime | None) -> str | None:
-    """A datetime as fixed-format UTC text (sortable); None stays None."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def from_ts(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +54,19 @@ class Candidate:
 
     article: Article
     matches: tuple[Match, ...] = ()
+    sketch: tuple[int, ...] = ()  # dedupe.sketch of title + lead (only for matching articles)
+    facts: frozenset[str] = frozenset()  # dedupe.facts (only for matching articles)
 
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """What one committed poll changed: new and edited article ids, and new match rows."""
+    """What one committed poll changed: new and edited article ids, new match rows, and the
+    items recognised as copies of stored articles (copy's URL, original's id)."""
 
     new_ids: tuple[int, ...]
     edited_ids: tuple[int, ...]
     new_matches: tuple[tuple[int, Match], ...]
+    copies: tuple[tuple[str, int], ...] = ()
 
 
 class Store:
@@ -254,31 +257,28 @@ class Store:
             "s.polls_failed, (SELECT COUNT(*) FROM articles a WHERE a.source = s.name) "
             "FROM sources s ORDER BY s.name"
         ).fetchall()
-        keys = [
-            "name",
-            "url",
-            "kind",
-            "enabled",
-            "last_success",
-            "last_poll",
-            "last_error",
-            "last_error_at",
-            "consecutive_errors",
-            "next_poll",
-            "items_seen",
-            "polls_ok",
-            "polls_failed",
-            "articles",
-        ]
+        keys = (
+            *("name", "url", "kind", "enabled", "last_success", "last_poll", "last_error"),
+            *("last_error_at", "consecutive_errors", "next_poll", "items_seen", "polls_ok"),
+            *("polls_failed", "articles"),
+        )
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     # -- articles ------------------------------------------------------------------------
 
     def known(self, articles: Iterable[Article]) -> dict[str, Known]:
-        """Stored articles with the same canonical URL or GUID, keyed by the candidate's URL."""
+        """Stored articles (or recorded copies) with the same canonical URL or GUID, keyed by the
+        candidate's URL."""
         found: dict[str, Known] = {}
         for article in articles:
-            row = self._find(self.db.conn, article)
+            original = stories.copy_of(self.db.conn, article)
+            if original is not None:
+                # a recorded copy: reported as unchanged, so it is not examined again
+                row: Known | None = Known(
+                    original, article.source, article.title, article.fingerprint
+                )
+            else:
+                row = self._find(self.db.conn, article)
             if row is not None:
                 found[article.url] = row
         return found
@@ -330,29 +330,43 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         body_hash: str | None,
-        plan: Callable[[int, Article, Match], Sequence[Alert]] | None = None,
+        plan: Callable[..., Sequence[Alert]] | None = None,
+        window: float = 72 * 3600.0,
     ) -> Saved:
-        """Store one poll's articles, matches and the source's new state in one transaction.
+        """Store one poll's articles, copies, stories, matches and source state in one transaction.
 
         Existing articles are looked up again under the write lock, so a concurrent poll of
-        another feed of the same outlet cannot create a second row for the same item. `plan`
-        turns each new match into alerts, queued in the same transaction (the outbox).
+        another feed of the same outlet cannot create a second row for the same item. A new item
+        that is a copy of an article of the last `window` seconds (same URL or GUID from another
+        source, same fingerprint, or a similar title + lead) is recorded as a copy and never
+        matched again. `plan(article_id, article, match, story)` turns each new match into
+        alerts, queued in the same transaction (the outbox).
         """
         new_ids: list[int] = []
         edited_ids: list[int] = []
         new_matches: list[tuple[int, Match]] = []
+        copies: list[tuple[str, int]] = []
+        since = now - timedelta(seconds=window)
         with self.immediate() as conn:
+            stories.prune_window(conn, since)
             for candidate in candidates:
                 article = candidate.article
                 known = self._find(conn, article)
+                original = stories.check_copy(conn, candidate, known, now, since)
+                if original is not None:
+                    if original > 0:
+                        copies.append((article.url, original))
+                    continue
                 if known is None:
-                    article_id = self._insert_article(conn, article)
+                    article_id = insert_article(conn, article)
                     new_ids.append(article_id)
+                    stories.place(conn, article_id, candidate, now, since)
                 else:
                     article_id = known.id
                     if known.fingerprint != article.fingerprint or known.title != article.title:
-                        self._update_article(conn, article_id, article, now)
+                        update_article(conn, article_id, article, now)
                         edited_ids.append(article_id)
+                    stories.place_story(conn, article_id, candidate, now, since)
                 for match in candidate.matches:
                     cur = conn.execute(
                         "INSERT OR IGNORE INTO matches (article_id, rule, terms, matched_at) "
@@ -362,51 +376,24 @@ class Store:
                     if cur.rowcount == 1:
                         new_matches.append((article_id, match))
                         if plan is not None:
-                            insert_alerts(conn, plan(article_id, article, match), now)
+                            planned = stories.plan_match(
+                                conn, plan, article_id, article, match, now
+                            )
+                            insert_alerts(conn, planned, now)
             self._record_success(
                 conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids)
             )
-        return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches))
+        return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches), tuple(copies))
 
-    @staticmethod
-    def _insert_article(conn: sqlite3.Connection, article: Article) -> int:
-        cur = conn.execute(
-            "INSERT INTO articles (source, guid, url, title, summary, text, language, published, "
-            "first_seen, updated_at, author, fingerprint) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                article.source,
-                article.guid,
-                article.url,
-                article.title,
-                article.summary,
-                article.text,
-                article.language,
-                ts(article.published),
-                ts(article.first_seen),
-                ts(article.first_seen),
-                article.author,
-                article.fingerprint,
-            ),
-        )
-        return int(cur.lastrowid)
+    def story_context(self, article_id: int, rule: str) -> StoryContext | None:
+        """A stored article's story as alert planning sees it (for replays and tools)."""
+        return stories.story_context(self.db.conn, article_id, rule)
 
-    @staticmethod
-    def _update_article(
-        conn: sqlite3.Connection, article_id: int, article: Article, now: datetime
-    ) -> None:
-        conn.execute(
-            "UPDATE articles SET title = ?, summary = ?, text = ?, fingerprint = ?, "
-            "updated_at = ?, edits = edits + 1 WHERE id = ?",
-            (
-                article.title,
-                article.summary,
-                article.text,
-                article.fingerprint,
-                ts(now),
-                article_id,
-            ),
-        )
+    def recent_stories(self, limit: int = 20) -> list[stories.StoryRow]:
+        return stories.recent_stories(self.db.conn, limit)
+
+    def story_timeline(self, story_id: int) -> list[stories.TimelineEntry]:
+        return stories.timeline(self.db.conn, story_id)
 
     def article(self, article_id: int) -> Article | None:
         row = self.db.execute(
@@ -451,6 +438,7 @@ class Store:
                 "WHERE status = 'pending' AND article_id IS NOT NULL)"
             )
             conn.execute(f"DELETE FROM matches WHERE article_id IN ({doomed})", (ts(before),))
+            stories.delete_articles(conn, doomed, (ts(before),))
             cur = conn.execute(f"DELETE FROM articles WHERE id IN ({doomed})", (ts(before),))
             return cur.rowcount
 
@@ -476,54 +464,3 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StorageError(f"search query {query!r} is not valid: {exc}") from exc
         return [(row[0], _article(row[1:-1]), row[-1]) for row in rows]
-
-
-def insert_alerts(conn: sqlite3.Connection, alerts: Sequence[Alert], now: datetime) -> int:
-    """Queue alerts inside the caller's transaction; an existing key is left as it is."""
-    added = 0
-    for alert in alerts:
-        cur = conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, rule, channel, article_id, story_id, digest, "
-            "title, text, markdown, html, created_at, due_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                alert.key,
-                alert.rule,
-                alert.channel,
-                alert.article_id,
-                alert.story_id,
-                int(alert.digest),
-                alert.message.title,
-                alert.message.text,
-                alert.message.markdown,
-                alert.message.html,
-                ts(now),
-                ts(alert.due_at),
-            ),
-        )
-        added += cur.rowcount
-    return added
-
-
-_FIELDS = [
-    "source",
-    "guid",
-    "url",
-    "title",
-    "summary",
-    "text",
-    "language",
-    "published",
-    "first_seen",
-    "author",
-    "fingerprint",
-]
-_ARTICLE_COLUMNS = ", ".join(_FIELDS)
-_ARTICLE_COLUMNS_A = ", ".join(f"a.{f}" for f in _FIELDS)
-
-
-def _article(row: Sequence) -> Article:
-    values = dict(zip(_FIELDS, row, strict=True))
-    values["published"] = from_ts(values["published"])
-    values["first_seen"] = from_ts(values["first_seen"])
-    return Article(**values)

@@ -121,5 +121,60 @@ def _v2_outbox(db: sqlite_utils.Database) -> None:
     db["attempts"].create_index(["outbox_id"])
 
 
+def _v3_stories(db: sqlite_utils.Database) -> None:
+    """Copies, similarity sketches and stories (see monitor/dedupe.py and store_stories.py).
+
+    `signatures`, `sig_keys` and `story_keys` hold the dedupe window only (pruned as it moves);
+    `copies`, `stories`, `story_articles` and `story_alerts` are history.
+    """
+    db["signatures"].create({"article_id": int, "at": str, "sig": bytes}, pk="article_id")
+    db["signatures"].create_index(["at"])
+    db["sig_keys"].create({"key": int, "article_id": int, "at": str})
+    db["sig_keys"].create_index(["key"])
+    db["sig_keys"].create_index(["at"])
+    db["copies"].create(
+        {
+            "id": int,
+            "article_id": int,  # the original
+            "source": str,
+            "url": str,
+            "guid": str,
+            "title": str,
+            "seen_at": str,
+            "tier": str,  # url | fingerprint | similar
+            "similarity": float,
+        },
+        pk="id",
+        not_null={"article_id", "source", "url"},
+    )
+    db["copies"].create_index(["source", "url"], unique=True)
+    db["copies"].create_index(["url"])
+    db["copies"].create_index(["article_id"])
+    db["stories"].create(
+        {
+            "id": int,
+            "first_seen": str,
+            "last_seen": str,
+            "headline": str,
+            "size": int,
+            "facts": str,  # JSON list, capped
+        },
+        pk="id",
+        defaults={"size": 0},
+    )
+    db["stories"].create_index(["last_seen"])
+    db["story_articles"].create(
+        {"article_id": int, "story_id": int, "at": str, "fresh": str}, pk="article_id"
+    )
+    db["story_articles"].create_index(["story_id"])
+    db["story_keys"].create({"key": str, "story_id": int, "at": str})
+    db["story_keys"].create_index(["key"])
+    db["story_keys"].create_index(["at"])
+    db["story_alerts"].create(
+        {"story_id": int, "rule": str, "n": int, "article_id": int, "at": str},
+        pk=("story_id", "rule", "n"),
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[Migration] = [_v1_foundation, _v2_outbox]
+MIGRATIONS: list[Migration] = [_v1_foundation, _v2_outbox, _v3_stories]

@@ -6,6 +6,7 @@ recorded (path, headers) so tests can assert on what the client really sent.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -51,10 +52,9 @@ class LoopbackServer:
                 pass
 
             def handle(self) -> None:
-                try:
+                # clients that hang up on purpose (timeouts, caps)
+                with contextlib.suppress(ConnectionError):
                     super().handle()
-                except ConnectionError:  # clients that hang up on purpose (timeouts, caps)
-                    pass
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -69,10 +69,8 @@ class LoopbackServer:
                     reply = target(seen)
                 else:
                     reply = target
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._send(reply)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             def _send(self, reply: Reply) -> None:
                 self.send_response(reply.status)
