@@ -7,13 +7,25 @@ source never blocks the schedule or the delivery of alerts; a lease in the datab
 polls of one source from overlapping. SIGTERM/SIGINT stop cleanly, SIGHUP (or an edit of the
 config file) reloads: a valid config takes effect at once, an invalid one is logged and the old
 one keeps running.
+
+Leases and crashes: a process killed mid-poll or mid-send leaves leases in the database. Every
+process that uses a database file holds a shared `flock` on `<database>.lock` for its lifetime
+(the kernel drops it when the process dies, SIGKILL included). A process that can take that lock
+exclusively at start (or at stop) is the only one alive on the file, so every lease it finds was
+left by a dead process, and it hands them back at once instead of waiting for them to expire.
+With another process alive (a second daemon, a `once`), it releases nothing: its leases may be
+real, and stale ones still expire (`delivery.LEASE`). flock needs a local filesystem, as WAL does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
+import fcntl
+import logging
+import os
 import signal
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +35,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from monitor import alerts, logs
 from monitor import config as config_mod
+from monitor.dedupe import StoryContext
 from monitor.delivery import DeliveryPolicy, DrainResult, drain_outbox
 from monitor.errors import ConfigError, MonitorError
 from monitor.fetch import Fetcher
@@ -37,7 +50,10 @@ from monitor.store_outbox import Outbox, Pending
 log = logs.get_logger("monitor.daemon")
 
 TICK = 1.0  # seconds between scheduler ticks (claim due sources, drain the outbox)
-STOP_GRACE = 8.0  # in-flight work gets this long to finish after SIGTERM
+WATCH = 2.0  # seconds between looks at the config file's mtime and size
+STOP_GRACE = 7.0  # in-flight work gets this long after SIGTERM; the rest of the 10 s is closing
+# settings a reload cannot change in a running daemon (they shape long-lived objects)
+RESTART_ONLY = ("database", "health_port", "timeout", "max_bytes", "concurrency", "per_host")
 
 
 def utcnow() -> datetime:
@@ -51,6 +67,83 @@ def next_digest_time(cron: str, now: datetime, timezone: str) -> datetime:
     return fire.astimezone(UTC) if fire else now
 
 
+def lock_database(database: Path) -> int | None:
+    """Open `<database>.lock`, whose shared flock this process holds (see the module doc)."""
+    if str(database) == ":memory:":
+        return None
+    path = database.with_name(database.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def alone(lock: int | None) -> bool:
+    """Try the lock exclusively, then share it again: True if no other process held it.
+
+    flock's conversion is not atomic: another process may slip in between, which is harmless
+    because we ask only while we hold no lease.
+    """
+    if lock is None:
+        return False
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = True
+    except BlockingIOError:
+        result = False
+    fcntl.flock(lock, fcntl.LOCK_SH)
+    return result
+
+
+def release_leases(store: Store) -> tuple[int, int]:
+    """Hand back every source and outbox lease (only when `alone()`): (sources, alerts).
+
+    TODO(store): SQL belongs in store.py, as `Store.release_leases()`; here until it moves."""
+    with store.immediate() as conn:
+        sources = conn.execute(
+            "UPDATE sources SET lease_until = NULL WHERE lease_until IS NOT NULL"
+        ).rowcount
+        alerts_ = conn.execute(
+            "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL "
+            "AND status = 'pending'"
+        ).rowcount
+    return sources, alerts_
+
+
+class LooseThreads(concurrent.futures.ThreadPoolExecutor):
+    """The loop's default executor (parsing, Apprise sends) with daemon threads, never joined.
+
+    A send still stuck when the stop deadline passes must not hold the process past it (the
+    stock executor is joined at exit); `busy` counts such jobs, and `Daemon.run` then exits
+    hard, because Apprise's own worker threads would be joined too. The stuck send's row stays
+    leased and goes out again after restart. A ThreadPoolExecutor only because asyncio insists.
+    """
+
+    def __init__(self, workers: int = min(32, (os.cpu_count() or 1) + 4)) -> None:
+        super().__init__(max_workers=1)
+        self._slots = threading.BoundedSemaphore(workers)
+        self.busy = 0
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass  # nothing to wait for: see the class docstring
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        future: concurrent.futures.Future = concurrent.futures.Future()
+
+        def work() -> None:
+            with self._slots:
+                if not future.set_running_or_notify_cancel():
+                    return
+                self.busy += 1  # a racy count is fine: read once, at exit
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as exc:  # handed to the awaiting coroutine
+                    future.set_exception(exc)
+                finally:
+                    self.busy -= 1
+
+        threading.Thread(target=work, name="monitor-worker", daemon=True).start()
+        return future
+
+
 class Monitor:
     """Config, store, fetcher and rules of one running monitor; used by `run` and `once`."""
 
@@ -58,12 +151,14 @@ class Monitor:
         self.config = config
         self.metrics = metrics or Metrics()
         self.store = Store(config.settings.database)
+        self._lock = lock_database(config.settings.database)
         self.outbox = Outbox(self.store)
         self.ruleset = RuleSet((r.name, r.query) for r in config.rules if r.enabled)
         self.fetcher = self._make_fetcher(config)
         self.inflight: dict[str, asyncio.Task] = {}
         self._drain_lock = asyncio.Lock()
         self.store.sync_sources(config.sources, utcnow())
+        self.release_dead_leases("start")
 
     @staticmethod
     def _make_fetcher(config: config_mod.Config) -> Fetcher:
@@ -75,11 +170,25 @@ class Monitor:
     async def close(self) -> None:
         await self.fetcher.close()
         self.store.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def release_dead_leases(self, when: str) -> None:
+        """Hand back leases when no other process uses the database (see the module doc)."""
+        if not alone(self._lock):
+            return
+        sources, alerts_ = release_leases(self.store)
+        if sources or alerts_:
+            log.info("released leases", when=when, sources=sources, alerts=alerts_)
 
     # -- config --------------------------------------------------------------------------
 
     def apply(self, config: config_mod.Config) -> None:
-        """Take a new, already validated config without a restart."""
+        """Take a new, already validated config without a restart (except RESTART_ONLY)."""
+        old, new = self.config.settings, config.settings
+        if changed := [k for k in RESTART_ONLY if getattr(old, k) != getattr(new, k)]:
+            log.warning("these settings take effect after a restart", settings=changed)
         self.ruleset = RuleSet((r.name, r.query) for r in config.rules if r.enabled)
         self.store.sync_sources(config.sources, utcnow())
         logs.set_secrets(config.secrets)
@@ -97,11 +206,14 @@ class Monitor:
 
     # -- polling -------------------------------------------------------------------------
 
-    def plan(self, article_id: int, article: Article, match: Match) -> list[Alert]:
+    def plan(
+        self, article_id: int, article: Article, match: Match, story: StoryContext | None = None
+    ) -> list[Alert]:
         """The alerts a new match should queue (called inside the poll's transaction)."""
         rule = next((r for r in self.config.rules if r.name == match.rule), None)
         if rule is None:
             return []
+        story = story or self.store.story_context(article_id, rule.name)  # None: a replay
         now = utcnow()
         tz = self.config.settings.timezone
         digest_at = next_digest_time(rule.digest, now, tz) if rule.digest else None
@@ -114,6 +226,7 @@ class Monitor:
             timezone=tz,
             now=now,
             digest_at=digest_at,
+            story=story,
         )
 
     def poll_deadline(self) -> float:
@@ -134,6 +247,7 @@ class Monitor:
                     rules=self.ruleset,
                     now=started,
                     plan=self.plan,
+                    window=self.config.settings.story_window,
                 )
         except TimeoutError:
             result = self._poll_failed(source, started, "poll cancelled at its deadline")
@@ -143,23 +257,11 @@ class Monitor:
             log.exception("poll crashed", source=name)
             result = self._poll_failed(source, started, f"internal error: {exc!r}")
         elapsed = (utcnow() - started).total_seconds()
-        self.metrics.poll_done(
-            result.outcome,
-            elapsed,
-            items=result.new + result.edited,
-            new=result.new,
-            matches=len(result.found),
-        )
+        found, items = len(result.found), result.new + result.edited
+        self.metrics.poll_done(result.outcome, elapsed, items=items, new=result.new, matches=found)
         level = log.warning if result.outcome == "error" else log.info
-        level(
-            "polled",
-            source=name,
-            outcome=result.outcome,
-            new=result.new,
-            matches=len(result.found),
-            error=result.error,
-            seconds=round(elapsed, 3),
-        )
+        level("polled", source=name, outcome=result.outcome, new=result.new, matches=found,
+              error=result.error, seconds=round(elapsed, 3))  # fmt: skip
         return result
 
     def _poll_failed(self, source, started: datetime, error: str) -> PollResult:
@@ -200,7 +302,9 @@ class Monitor:
     # -- delivery ------------------------------------------------------------------------
 
     def digest_message(self, batch: Sequence[Pending]) -> Message:
-        rule = next(r for r in self.config.rules if r.name == batch[0].rule)
+        rule = next((r for r in self.config.rules if r.name == batch[0].rule), None)
+        if rule is None:  # removed by a reload: say so instead of a bare StopIteration
+            raise MonitorError(f"rule {batch[0].rule!r} is no longer in the config")
         items = []
         for row in batch:
             if row.article_id is None:
@@ -221,20 +325,12 @@ class Monitor:
             result = await drain_outbox(
                 self.outbox, self.policy, now=utcnow, digest_message=self.digest_message
             )
-        for outcome, count in (
-            ("sent", result.sent),
-            ("failed", result.failed),
-            ("dead", result.dead),
-        ):
-            for _ in range(count):
+        for outcome in ("sent", "failed", "dead"):
+            for _ in range(getattr(result, outcome)):
                 self.metrics.alert_done(outcome)
         if result.failed or result.dead:
-            log.warning(
-                "delivery failed",
-                failed=result.failed,
-                dead=result.dead,
-                errors=result.outcomes[:3],
-            )
+            errors = result.outcomes[:3]
+            log.warning("delivery failed", failed=result.failed, dead=result.dead, errors=errors)
         self.metrics.set_outbox_depth(self.outbox.depth())
         return result
 
@@ -247,7 +343,11 @@ class Monitor:
 
 
 class Daemon:
-    """`news-monitor run`: the Monitor under APScheduler, signals, reloads and health."""
+    """`news-monitor run`: the Monitor under APScheduler, signals, reloads and health.
+
+    Every job is a coroutine: AsyncIOScheduler runs plain functions in worker threads, where
+    the store's SQLite connection and `asyncio.create_task` cannot be used.
+    """
 
     def __init__(self, config_path: Path) -> None:
         self.config_path = config_path
@@ -256,6 +356,7 @@ class Daemon:
         self.monitor: Monitor | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.health: HealthServer | None = None
+        self._drain_task: asyncio.Task | None = None
         self._last_tick = utcnow()
 
     def _stamp(self) -> tuple[int, int] | None:
@@ -266,34 +367,45 @@ class Daemon:
         return (st.st_mtime_ns, st.st_size)
 
     async def run(self, config: config_mod.Config) -> int:
-        monitor = self.monitor = Monitor(config)
         loop = asyncio.get_running_loop()
+        workers = LooseThreads()
+        loop.set_default_executor(workers)
+        monitor = self.monitor = Monitor(config)
+        if port := config.settings.health_port:
+            try:
+                self.health = await start_health_server(
+                    "127.0.0.1", port, metrics=monitor.metrics, check=self.check
+                )
+            except OSError as exc:
+                log.error("cannot serve /healthz", port=port, error=str(exc))
+                await monitor.close()
+                return 1
         loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
         loop.add_signal_handler(signal.SIGINT, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
         scheduler = self.scheduler = AsyncIOScheduler(timezone=UTC)
         options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
         scheduler.add_job(self.tick, "interval", seconds=TICK, id="tick", **options)
-        scheduler.add_job(monitor.drain, "interval", seconds=TICK, id="drain", **options)
-        scheduler.add_job(self.watch_config, "interval", seconds=2, id="watch", **options)
-        scheduler.add_job(monitor.prune, "interval", hours=1, id="prune", **options)
+        scheduler.add_job(self.drain_soon, "interval", seconds=TICK, id="drain", **options)
+        scheduler.add_job(self.watch_config, "interval", seconds=WATCH, id="watch", **options)
+        scheduler.add_job(self.prune, "interval", hours=1, id="prune", **options)
         scheduler.start()
-        if config.settings.health_port:
-            self.health = await start_health_server(
-                "127.0.0.1", config.settings.health_port, metrics=monitor.metrics, check=self.check
-            )
         log.info(
             "daemon started",
             sources=len(config.sources),
             rules=len(config.rules),
             database=str(config.settings.database),
         )
-        self.tick()
+        await self.tick()
         await self.stopping.wait()
         await self.shutdown()
+        if workers.busy:  # everything is recorded and closed: do not wait for stuck threads
+            log.warning("exiting with work still stuck in threads", jobs=workers.busy)
+            logging.shutdown()
+            os._exit(0)
         return 0
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
         """Start due polls; measure how late the scheduler runs (lag)."""
         now = utcnow()
         lag = max(0.0, (now - self._last_tick).total_seconds() - TICK)
@@ -306,45 +418,89 @@ class Daemon:
         except MonitorError:
             log.exception("cannot start polls")
 
+    async def drain_soon(self) -> None:
+        """Start a drain unless one runs: a long one (a slow channel) must not hold the job,
+        or APScheduler would log a skipped run every second."""
+        if self.monitor is None or self.stopping.is_set():
+            return
+        if self._drain_task is None or self._drain_task.done():
+            self._drain_task = asyncio.create_task(self._drain(), name="drain")
+
+    async def _drain(self) -> None:
+        try:
+            if self.monitor is not None:
+                await self.monitor.drain()
+        except MonitorError:
+            log.exception("cannot drain the outbox")
+
+    async def prune(self) -> None:
+        if self.monitor is not None and not self.stopping.is_set():
+            try:
+                self.monitor.prune()
+            except MonitorError:
+                log.exception("cannot prune")
+
     async def check(self) -> dict[str, bool | str]:
         alive = self.scheduler is not None and self.scheduler.running
         fresh = (utcnow() - self._last_tick).total_seconds() < 30
         database = self.monitor is not None and self.monitor.store.writable()
         return {"scheduler": alive and fresh, "database": database}
 
-    def watch_config(self) -> None:
-        stamp = self._stamp()
-        if stamp != self._config_stamp:
-            self._config_stamp = stamp
-            log.info("config file changed", path=str(self.config_path))
-            self.reload()
+    async def watch_config(self) -> None:
+        if self._stamp() != self._config_stamp:
+            self.reload("file change")
 
-    def reload(self) -> None:
-        if self.monitor is None:
+    def reload(self, cause: str = "request") -> None:
+        """Load the config file again; keep running on the old one if it is invalid."""
+        self._config_stamp = self._stamp()  # the watcher must not reload this version again
+        if self.monitor is None or self.stopping.is_set():
             return
         try:
             config = config_mod.load(self.config_path)
         except ConfigError as exc:
-            log.error("config reload failed; keeping the running config", problems=exc.problems)
+            log.error(
+                "config reload failed; keeping the running config",
+                cause=cause,
+                path=str(self.config_path),
+                problems=exc.problems,
+            )
             return
-        self.monitor.apply(config)
-        log.info("config reloaded", sources=len(config.sources), rules=len(config.rules))
+        try:
+            self.monitor.apply(config)
+        except MonitorError:
+            log.exception("config reload failed; keeping the running config", cause=cause)
+            return
+        log.info(
+            "config reloaded", cause=cause, sources=len(config.sources), rules=len(config.rules)
+        )
 
     async def shutdown(self) -> None:
-        log.info("stopping")
+        """Finish in-flight polls and the drain within STOP_GRACE, cancel what is left.
+
+        A cancelled poll leaves no trace but its lease; a cancelled send may have reached the
+        channel without being recorded, and is sent again after restart (at least once).
+        """
+        monitor = self.monitor
+        log.info("stopping", polls=sorted(monitor.inflight) if monitor else [])
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
-        monitor = self.monitor
         if monitor is not None:
             tasks = list(monitor.inflight.values())
+            if self._drain_task is not None:
+                tasks.append(self._drain_task)
             if tasks:
                 _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
                 for task in pending:
                     task.cancel()
-                with contextlib.suppress(Exception):
-                    await asyncio.gather(*pending, return_exceptions=True)
-            async with monitor._drain_lock:  # let a delivery in progress finish recording
-                pass
+                if pending:
+                    log.warning(
+                        "cancelled at the stop deadline", tasks=[t.get_name() for t in pending]
+                    )
+                    await asyncio.wait(pending, timeout=1.0)
+            try:
+                monitor.release_dead_leases("stop")
+            except MonitorError:
+                log.exception("cannot release leases")
         if self.health is not None:
             await self.health.stop()
         if monitor is not None:
