@@ -7,25 +7,15 @@ source never blocks the schedule or the delivery of alerts; a lease in the datab
 polls of one source from overlapping. SIGTERM/SIGINT stop cleanly, SIGHUP (or an edit of the
 config file) reloads: a valid config takes effect at once, an invalid one is logged and the old
 one keeps running.
-
-Leases and crashes: a process killed mid-poll or mid-send leaves leases in the database. Every
-process that uses a database file holds a shared `flock` on `<database>.lock` for its lifetime
-(the kernel drops it when the process dies, SIGKILL included). A process that can take that lock
-exclusively at start (or at stop) is the only one alive on the file, so every lease it finds was
-left by a dead process, and it hands them back at once instead of waiting for them to expire.
-With another process alive (a second daemon, a `once`), it releases nothing: its leases may be
-real, and stale ones still expire (`delivery.LEASE`). flock needs a local filesystem, as WAL does.
+Leases and crashes: see `monitor.process`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import fcntl
 import logging
 import os
 import signal
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,9 +33,10 @@ from monitor.health import HealthServer, start_health_server
 from monitor.metrics import Metrics
 from monitor.models import Alert, Article, Match, Message
 from monitor.pipeline import PollResult, poll_source
+from monitor.process import LooseThreads, alone, lock_database
 from monitor.rules import RuleSet
 from monitor.store import Store
-from monitor.store_outbox import Outbox, Pending
+from monitor.store_outbox import Outbox, Pending, release_leases
 
 log = logs.get_logger("monitor.daemon")
 
@@ -67,83 +58,6 @@ def next_digest_time(cron: str, now: datetime, timezone: str) -> datetime:
     return fire.astimezone(UTC) if fire else now
 
 
-def lock_database(database: Path) -> int | None:
-    """Open `<database>.lock`, whose shared flock this process holds (see the module doc)."""
-    if str(database) == ":memory:":
-        return None
-    path = database.with_name(database.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-
-def alone(lock: int | None) -> bool:
-    """Try the lock exclusively, then share it again: True if no other process held it.
-
-    flock's conversion is not atomic: another process may slip in between, which is harmless
-    because we ask only while we hold no lease.
-    """
-    if lock is None:
-        return False
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        result = True
-    except BlockingIOError:
-        result = False
-    fcntl.flock(lock, fcntl.LOCK_SH)
-    return result
-
-
-def release_leases(store: Store) -> tuple[int, int]:
-    """Hand back every source and outbox lease (only when `alone()`): (sources, alerts).
-
-    TODO(store): SQL belongs in store.py, as `Store.release_leases()`; here until it moves."""
-    with store.immediate() as conn:
-        sources = conn.execute(
-            "UPDATE sources SET lease_until = NULL WHERE lease_until IS NOT NULL"
-        ).rowcount
-        alerts_ = conn.execute(
-            "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL "
-            "AND status = 'pending'"
-        ).rowcount
-    return sources, alerts_
-
-
-class LooseThreads(concurrent.futures.ThreadPoolExecutor):
-    """The loop's default executor (parsing, Apprise sends) with daemon threads, never joined.
-
-    A send still stuck when the stop deadline passes must not hold the process past it (the
-    stock executor is joined at exit); `busy` counts such jobs, and `Daemon.run` then exits
-    hard, because Apprise's own worker threads would be joined too. The stuck send's row stays
-    leased and goes out again after restart. A ThreadPoolExecutor only because asyncio insists.
-    """
-
-    def __init__(self, workers: int = min(32, (os.cpu_count() or 1) + 4)) -> None:
-        super().__init__(max_workers=1)
-        self._slots = threading.BoundedSemaphore(workers)
-        self.busy = 0
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        pass  # nothing to wait for: see the class docstring
-
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
-        future: concurrent.futures.Future = concurrent.futures.Future()
-
-        def work() -> None:
-            with self._slots:
-                if not future.set_running_or_notify_cancel():
-                    return
-                self.busy += 1  # a racy count is fine: read once, at exit
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as exc:  # handed to the awaiting coroutine
-                    future.set_exception(exc)
-                finally:
-                    self.busy -= 1
-
-        threading.Thread(target=work, name="monitor-worker", daemon=True).start()
-        return future
-
-
 class Monitor:
     """Config, store, fetcher and rules of one running monitor; used by `run` and `once`."""
 
@@ -157,6 +71,7 @@ class Monitor:
         self.fetcher = self._make_fetcher(config)
         self.inflight: dict[str, asyncio.Task] = {}
         self._drain_lock = asyncio.Lock()
+        self.stopping = asyncio.Event()  # set by the daemon on SIGTERM: drains hand rows back
         self.store.sync_sources(config.sources, utcnow())
         self.release_dead_leases("start")
 
@@ -323,7 +238,11 @@ class Monitor:
             return None
         async with self._drain_lock:
             result = await drain_outbox(
-                self.outbox, self.policy, now=utcnow, digest_message=self.digest_message
+                self.outbox,
+                self.policy,
+                now=utcnow,
+                digest_message=self.digest_message,
+                stopping=self.stopping.is_set,
             )
         for outcome in ("sent", "failed", "dead"):
             for _ in range(getattr(result, outcome)):
@@ -380,8 +299,8 @@ class Daemon:
                 log.error("cannot serve /healthz", port=port, error=str(exc))
                 await monitor.close()
                 return 1
-        loop.add_signal_handler(signal.SIGTERM, self.stopping.set)
-        loop.add_signal_handler(signal.SIGINT, self.stopping.set)
+        loop.add_signal_handler(signal.SIGTERM, self.stop)
+        loop.add_signal_handler(signal.SIGINT, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
         scheduler = self.scheduler = AsyncIOScheduler(timezone=UTC)
         options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 30}
@@ -417,6 +336,11 @@ class Daemon:
             self.monitor.start_due_polls()
         except MonitorError:
             log.exception("cannot start polls")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.monitor is not None:
+            self.monitor.stopping.set()
 
     async def drain_soon(self) -> None:
         """Start a drain unless one runs: a long one (a slow channel) must not hold the job,

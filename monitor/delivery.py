@@ -85,8 +85,13 @@ async def drain_outbox(
     jitter: Callable[[], float] = random.random,
     limit: int = 200,
     budget: float = BUDGET,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> DrainResult:
-    """Send every due alert once; failures are rescheduled with backoff or marked dead."""
+    """Send every due alert once; failures are rescheduled with backoff or marked dead.
+
+    When `stopping()` turns true, unsent rows are handed back at once: a send cut off at the
+    stop deadline could arrive and still be sent again after restart.
+    """
     started = now()
     rows = outbox.claim(started, started + LEASE, limit=limit)
     result = DrainResult()
@@ -99,7 +104,7 @@ async def drain_outbox(
         deadline = time.monotonic() + budget
         for n, batch in enumerate(batches):
             ids = [row.id for row in batch]
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or stopping():
                 rest = [row.id for later in batches[n:] for row in later]
                 outbox.release(rest)
                 result.released += len(rest)

@@ -169,9 +169,16 @@ def _setup_log() -> Iterator[list[str]]:
 
 
 def _asset(storage_path: str | None) -> AppriseAsset:
+    """Apprise sends in the calling thread (async_mode off): our caller already runs us in a
+    worker thread, and Apprise's own threads would outlive a daemon stopping at its deadline."""
     if storage_path:
-        return AppriseAsset(app_id="news-monitor", storage_path=storage_path, storage_mode="auto")
-    return AppriseAsset(app_id="news-monitor", storage_mode="memory")
+        return AppriseAsset(
+            app_id="news-monitor",
+            storage_path=storage_path,
+            storage_mode="auto",
+            async_mode=False,
+        )
+    return AppriseAsset(app_id="news-monitor", storage_mode="memory", async_mode=False)
 
 
 def _load(target: str, asset: AppriseAsset) -> tuple[list[object], str | None]:

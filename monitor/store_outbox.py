@@ -186,3 +186,19 @@ class Outbox:
             "digest",
         ]
         return [dict(zip(keys, row, strict=True)) for row in self.store.db.execute(sql, params)]
+
+
+def release_leases(store: Store) -> tuple[int, int]:
+    """Hand back every source and outbox lease: (sources, alerts).
+
+    Only for a process that knows it is alone on the database (`process.alone()`): then every
+    lease was left by a dead process."""
+    with store.immediate() as conn:
+        sources = conn.execute(
+            "UPDATE sources SET lease_until = NULL WHERE lease_until IS NOT NULL"
+        ).rowcount
+        alerts_ = conn.execute(
+            "UPDATE outbox SET lease_until = NULL WHERE lease_until IS NOT NULL "
+            "AND status = 'pending'"
+        ).rowcount
+    return sources, alerts_
