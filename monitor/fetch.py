@@ -98,6 +98,20 @@ def parse_content_type(value: str | None) -> tuple[str | None, str | None]:
     return media.strip().lower() or None, charset
 
 
+async def host_addresses(
+    host: str, port: int | None
+) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses a host name (or a literal IP) stands for, resolved with the event loop;
+    raises OSError when it does not resolve."""
+    try:
+        return {ipaddress.ip_address(host)}
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+
+
 def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """True for globally routable unicast addresses (not loopback/private/link-local/reserved)."""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
@@ -355,14 +369,9 @@ class Fetcher:
         """Refuse a redirect hop whose host is or resolves to a non-public address."""
         host = url.raw_host or ""
         try:
-            addresses = {ipaddress.ip_address(host)}
-        except ValueError:
-            loop = asyncio.get_running_loop()
-            try:
-                infos = await loop.getaddrinfo(host, url.port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                raise FetchError(f"cannot resolve host {host} (redirect target)") from exc
-            addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+            addresses = await host_addresses(host, url.port)
+        except OSError as exc:
+            raise FetchError(f"cannot resolve host {host} (redirect target)") from exc
         for address in sorted(addresses, key=str):
             if not is_public_address(address):
                 raise FetchError(

@@ -19,8 +19,6 @@ Any failure leaves that article exactly as the feed gave it; nothing here raises
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -30,7 +28,7 @@ from urllib.robotparser import RobotFileParser
 from monitor import logs
 from monitor.errors import FetchError, MonitorError
 from monitor.extract import extract_article
-from monitor.fetch import Fetcher, is_public_address
+from monitor.fetch import Fetcher, host_addresses, is_public_address
 from monitor.models import Article, Source
 from monitor.normalize import TEXT_CHARS, fingerprint, normalize_language
 
@@ -56,16 +54,10 @@ def _origin(url: str) -> str:
 async def _is_public(url: str) -> bool:
     """True when every address of the URL's host is public (resolved with the event loop)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        addresses = {ipaddress.ip_address(host)}
-    except ValueError:
-        loop = asyncio.get_running_loop()
-        try:
-            infos = await loop.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        except OSError:
-            return False
-        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+        addresses = await host_addresses(parts.hostname or "", parts.port or 443)
+    except OSError:
+        return False
     return bool(addresses) and all(is_public_address(a) for a in addresses)
 
 
