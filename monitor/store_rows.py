@@ -7,7 +7,7 @@ caller's transaction and holds no state.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from monitor.models import Alert, Article
@@ -23,7 +23,8 @@ def ts(value: datetime | None) -> str | None:
 def from_ts(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat reads our fixed format (Z suffix included) at a tenth of strptime's cost
+    return datetime.fromisoformat(value).astimezone(UTC)
 
 
 def insert_article(conn: sqlite3.Connection, article: Article) -> int:
@@ -115,3 +116,48 @@ def _article(row: Sequence) -> Article:
     values["published"] = from_ts(values["published"])
     values["first_seen"] = from_ts(values["first_seen"])
     return Article(**values)
+
+
+def _select_in(
+    conn: sqlite3.Connection, sql: str, params: tuple, values: Sequence[str]
+) -> Iterator[tuple]:
+    """Rows of `sql` with its `IN ({})` filled by `values`, 400 at a time (SQLite's limit)."""
+    values = list(dict.fromkeys(values))
+    for start in range(0, len(values), 400):
+        chunk = values[start : start + 400]
+        yield from conn.execute(sql.format(",".join("?" * len(chunk))), (*params, *chunk))
+
+
+def known_rows(conn: sqlite3.Connection, articles: Sequence[Article]) -> dict[str, tuple]:
+    """(id, source, title, fingerprint) of the stored article each candidate URL is, batched,
+    with Store._find's precedence: a recorded copy (reported as unchanged), else the same URL,
+    else the same GUID (lowest id, as `LIMIT 1` on the guid index). A GUID is trusted across
+    sources only when it looks globally unique (URL, URN, tag:)."""
+    copies: dict[tuple[str, str], int] = {}
+    for source in {a.source for a in articles}:
+        urls = [a.url for a in articles if a.source == source]
+        sql = "SELECT url, article_id FROM copies WHERE source = ? AND url IN ({})"
+        for url, original in _select_in(conn, sql, (source,), urls):
+            copies[(source, url)] = int(original)
+    sql = "SELECT url, id, source, title, fingerprint FROM articles WHERE url IN ({})"
+    by_url = {row[0]: row[1:] for row in _select_in(conn, sql, (), [a.url for a in articles])}
+    guids = [a.guid for a in articles if a.guid and a.guid != a.url and a.url not in by_url]
+    by_guid: dict[str, list[tuple]] = {}
+    sql = "SELECT guid, id, source, title, fingerprint FROM articles WHERE guid IN ({}) ORDER BY id"
+    for row in _select_in(conn, sql, (), guids):
+        by_guid.setdefault(row[0], []).append(row[1:])
+    found: dict[str, tuple] = {}
+    for article in articles:
+        original = copies.get((article.source, article.url))
+        if original is not None:
+            found[article.url] = (original, article.source, article.title, article.fingerprint)
+            continue
+        row = by_url.get(article.url)
+        if row is None and article.guid and article.guid != article.url:
+            rows = by_guid.get(article.guid, [])
+            if not (":" in article.guid or "/" in article.guid):
+                rows = [r for r in rows if r[1] == article.source]
+            row = rows[0] if rows else None
+        if row is not None:
+            found[article.url] = row
+    return found

@@ -1,0 +1,289 @@
+"""The lxml fast path of parse.py: well-formed RSS 0.9x/1.0/2.0 and Atom straight to RawEntry.
+
+feedparser costs 25-100x a bare lxml parse, and most real feeds are plain, well-formed documents
+where its leniency buys nothing. This path reads only what `parse._to_raw` reads, the way
+feedparser 6 reads it, and declines (returns None, so the caller runs feedparser) at the first
+thing it is not sure about: any lxml error, xml:base, markup inside a text element, Atom xhtml
+content, an author with an e-mail, a date it cannot parse, an encoding the HTTP header and the
+document disagree on. tests/test_fastpath.py holds it to feedparser's output on the corpus.
+The hostile-input guards (parse._prepare) run before this path, as before feedparser.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin
+
+from lxml import etree
+
+from monitor.models import RawEntry
+
+__all__ = ["fast_parse"]
+
+_XML = "{http://www.w3.org/XML/1998/namespace}"
+_ATOM = "http://www.w3.org/2005/Atom"
+_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+_RSS1 = "http://purl.org/rss/1.0/"
+_DC = "http://purl.org/dc/elements/1.1/"
+_CONTENT = "http://purl.org/rss/1.0/modules/content/"
+_ENCODING = re.compile(rb"^<\?xml[^>]*encoding=['\"]([^'\"]+)['\"]")
+_ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)\Z")
+
+# RSS item children we understand (None namespace = plain RSS 2.0/0.9x, or RSS 1.0's namespace);
+# any other child in those namespaces might mean something to feedparser: decline.
+_RSS_KNOWN = {"title", "link", "description", "guid", "pubDate", "author", "category", "comments",
+              "enclosure", "source"}  # fmt: skip
+_ATOM_KNOWN = {"title", "link", "id", "summary", "content", "published", "updated", "author",
+               "category", "contributor", "rights", "source"}  # fmt: skip
+
+
+class _Decline(Exception):
+    """Something feedparser might read differently: let it."""
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False, recover=False
+    )
+
+
+def _encoding_ok(body: bytes, charset: str | None) -> bool:
+    """lxml follows the XML declaration; feedparser prefers the HTTP charset: they must agree."""
+    if not charset:
+        return True
+    declared = _ENCODING.match(body.removeprefix(codecs.BOM_UTF8)[:200])
+    name = declared.group(1).decode("ascii", "replace") if declared else "utf-8"
+    try:
+        return codecs.lookup(name).name == codecs.lookup(charset.strip()).name
+    except LookupError:
+        return False
+
+
+def _text(el: etree._Element) -> str:
+    """Text content of a leaf element, stripped as feedparser strips it; markup inside: decline."""
+    if len(el):
+        raise _Decline
+    return (el.text or "").strip()
+
+
+def _date(value: str) -> datetime:
+    value = value.strip()
+    if _ISO.match(value):
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    else:
+        try:
+            dt = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError) as exc:
+            raise _Decline from exc
+        if dt.tzinfo is None or not re.search(r"(GMT|UT|Z|[+-]\d{4})\s*\Z", value):
+            raise _Decline  # "-0000", or a zone name feedparser maps its own way
+    if dt.tzinfo is None:
+        raise _Decline
+    dt = dt.astimezone(UTC).replace(microsecond=0)
+    if not 1970 <= dt.year <= 2100:
+        raise _Decline
+    return dt
+
+
+def _lang(el: etree._Element, channel_lang: str | None) -> str | None:
+    for node in (el, *el.iterancestors()):
+        lang = node.get(f"{_XML}lang")
+        if lang is not None:
+            return lang.strip() or None
+    return channel_lang
+
+
+_MEDIA = "http://search.yahoo.com/mrss/"
+_MEDIA_IGNORED = {"content", "credit", "thumbnail", "group"}
+# namespaces feedparser has no handler for (their elements change nothing we read)
+_HARMLESS = {"http://purl.org/rss/1.0/modules/slash/", "http://wellformedweb.org/CommentAPI/"}
+
+
+def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEntry:
+    """feedparser is flat: every element inside an item counts wherever it is nested (a
+    media:description is a description), so this walks all descendants in document order."""
+    fields: dict[str, str] = {}
+    descs: list[str] = []
+    contents: list[str] = []
+    guid_is_link = True
+    for child in el.iterdescendants():
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
+        if ns in ("", _RSS1):
+            if name not in _RSS_KNOWN:
+                raise _Decline
+            if name in ("category", "comments", "enclosure", "source"):
+                continue
+            if name == "description":
+                descs.append(_text(child))
+                continue
+            if name in fields:
+                raise _Decline  # a repeated element: which one wins is feedparser's business
+            fields[name] = _text(child)
+            if name == "guid":
+                guid_is_link = child.get("isPermaLink", "true") == "true"
+        elif ns == _MEDIA:
+            if name == "description":
+                descs.append(_text(child))
+            elif name not in _MEDIA_IGNORED:
+                raise _Decline
+        elif ns == _DC and name in ("creator", "date"):
+            if f"dc:{name}" in fields:
+                raise _Decline
+            fields[f"dc:{name}"] = _text(child)
+        elif ns == _CONTENT and name == "encoded":
+            contents.append(_text(child))
+        elif ns == _ATOM and name == "link":
+            if child.get("rel", "alternate") == "alternate":
+                raise _Decline
+        elif ns not in _HARMLESS:
+            raise _Decline
+    if "dc:date" in fields and "pubDate" in fields:
+        raise _Decline
+    if "author" in fields and "dc:creator" in fields:
+        raise _Decline
+    if len(descs) > 1 and contents:
+        raise _Decline
+    summary = descs[0] if descs else (contents[0] if contents else "")
+    content = contents[0] if contents else (descs[1] if len(descs) > 1 else "")
+    guid = fields.get("guid") or (el.get(f"{{{_RDF}}}about") or "").strip() or None
+    link = fields.get("link") or None
+    if link is None and fields.get("guid") and guid_is_link:
+        link = guid
+    if link is not None:
+        link = urljoin(base, link)
+    author = fields.get("author") or fields.get("dc:creator") or None
+    if author is not None and ("@" in author or "(" in author):
+        raise _Decline
+    return RawEntry(
+        guid=guid,
+        link=link,
+        title=fields.get("title", ""),
+        summary_html=summary,
+        content_html=content,
+        published=_date(fields["pubDate"]) if fields.get("pubDate") else None,
+        updated=_date(fields["dc:date"]) if fields.get("dc:date") else None,
+        author=author,
+        language=_lang(el, channel_lang),
+    )
+
+
+def _atom_entry(el: etree._Element, base: str, feed_lang: str | None) -> RawEntry:
+    fields: dict[str, str] = {}
+    link = None
+    if el.get(f"{{{_RDF}}}about") is not None:
+        raise _Decline
+    for child in el:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
+        if ns != _ATOM:
+            if ns in ("", _DC, _CONTENT) or ns.startswith("http://purl.org/rss/"):
+                raise _Decline
+            continue
+        if name not in _ATOM_KNOWN:
+            raise _Decline
+        if name == "link":
+            if child.get("href") is None:
+                raise _Decline
+            if child.get("rel", "alternate") == "alternate" and link is None:
+                link = child.get("href", "").strip() or None
+            continue
+        if name in ("category", "contributor", "rights", "source"):
+            continue
+        if name in fields:
+            raise _Decline
+        if name == "author":
+            names = [c for c in child if isinstance(c.tag, str)]
+            if [c.tag for c in names] != [f"{{{_ATOM}}}name"]:
+                raise _Decline
+            fields[name] = _text(names[0])
+            continue
+        if name in ("title", "summary", "content") and child.get("type", "text") not in (
+            "text",
+            "html",
+        ):
+            raise _Decline
+        if child.get("src") is not None:
+            raise _Decline
+        fields[name] = _text(child)
+    if link is None and fields.get("id"):
+        link = fields["id"]  # feedparser: an id is a permalink unless a link says otherwise
+    if link is not None:
+        link = urljoin(base, link)
+    return RawEntry(
+        guid=fields.get("id") or None,
+        link=link,
+        title=fields.get("title", ""),
+        summary_html=fields.get("summary", fields.get("content", "")),
+        content_html=fields.get("content", ""),
+        published=_date(fields["published"]) if fields.get("published") else None,
+        updated=_date(fields["updated"]) if fields.get("updated") else None,
+        author=fields.get("author") or None,
+        language=_lang(el, feed_lang),
+    )
+
+
+def fast_parse(
+    body: bytes, *, url: str, charset: str | None
+) -> tuple[str, str | None, tuple[RawEntry, ...]] | None:
+    """(feed title, feed language, entries), or None when feedparser should decide."""
+    if b"xml:base" in body or b"<!ENTITY" in body.upper() or not _encoding_ok(body, charset):
+        return None
+    try:
+        root = etree.fromstring(body, _parser())
+    except (etree.LxmlError, ValueError):
+        return None
+    try:
+        return _read(root, url)
+    except (_Decline, ValueError, OverflowError):
+        return None
+
+
+def _read(root: etree._Element, url: str) -> tuple[str, str | None, tuple[RawEntry, ...]] | None:
+    tag = root.tag if isinstance(root.tag, str) else ""
+    if tag == f"{{{_ATOM}}}feed":
+        lang = _lang(root, None)
+        title_el = root.find(f"{{{_ATOM}}}title")
+        title = _text(title_el) if title_el is not None else ""
+        items = root.findall(f"{{{_ATOM}}}entry")
+        return title, lang, tuple(_atom_entry(e, url, lang) for e in items)
+    if tag == "rss":
+        channel = root.find("channel")
+        if channel is None or len(root) != 1:
+            return None
+        items = channel.findall("item")
+        ns = ""
+    elif tag == f"{{{_RDF}}}RDF":
+        channel = root.find(f"{{{_RSS1}}}channel")
+        ns = f"{{{_RSS1}}}"
+        if channel is None:
+            channel, ns = root.find("channel"), ""  # RSS 0.90 uses its own namespace: decline
+            if channel is None:
+                return None
+        items = root.findall(f"{ns}item")
+    else:
+        return None
+    if channel.findall(f"{ns}item") and tag != "rss":
+        return None
+    lang_el = channel.find(f"{ns}language")
+    if lang_el is None:
+        lang_el = channel.find(f"{{{_DC}}}language")
+    title_el = channel.find(f"{ns}title")
+    lang = _text(lang_el) or None if lang_el is not None else None
+    if lang is not None and lang_el is not None and items and _before(items[0], lang_el):
+        return None  # feedparser's language takes effect only from where it appears
+    lang = lang or _lang(channel, None)
+    title = _text(title_el) if title_el is not None else ""
+    return title, lang, tuple(_rss_item(e, url, lang) for e in items)
+
+
+def _before(a: etree._Element, b: etree._Element) -> bool:
+    """True when `a` comes before `b` in document order (both under one root)."""
+    return bool(a.sourceline and b.sourceline and a.sourceline < b.sourceline)
