@@ -64,7 +64,17 @@ def snapshots(limit: int | None) -> list[tuple[datetime, str, bytes]]:
 async def replay(mode: str, shots: list[tuple[datetime, str, bytes]], workdir: Path) -> dict:
     """Serve each snapshot in time order and poll its feed at that time."""
     clock = {"now": shots[0][0]}
+    real_utcnow = daemon.utcnow
     daemon.utcnow = lambda: clock["now"]  # the monitor reads time only through utcnow
+    try:
+        return await _replay(mode, shots, workdir, clock)
+    finally:
+        daemon.utcnow = real_utcnow  # never leak the replay's 2022 clock into the caller
+
+
+async def _replay(
+    mode: str, shots: list[tuple[datetime, str, bytes]], workdir: Path, clock: dict
+) -> dict:
     with LoopbackServer() as server:
         feeds = sorted({f for _, f, _ in shots})
         lines = ["[monitor]", f"database = {json.dumps(str(workdir / f'{mode}.db'))}", ""]

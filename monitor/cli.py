@@ -12,11 +12,18 @@ from pathlib import Path
 
 import click
 
-from monitor import __version__, logs, notify, report
+from monitor import __version__, logs, notify, report, source_health, store_health
 from monitor import config as config_mod
 from monitor.daemon import Daemon, Monitor
 from monitor.delivery import DrainResult
-from monitor.errors import ConfigError, FetchError, MonitorError, ParseError, RuleSyntaxError
+from monitor.errors import (
+    ConfigError,
+    FetchError,
+    MonitorError,
+    ParseError,
+    RuleSyntaxError,
+    StorageError,
+)
 from monitor.fetch import Fetcher
 from monitor.models import Message, Source
 from monitor.pipeline import PollResult, analyse, document
@@ -113,17 +120,26 @@ def once(ctx: Context) -> None:
     cfg = ctx.config
     # the summary below lists every failed source: per-poll log lines would only repeat it
     logs.configure(cfg.settings.log_format, level="error", secrets=cfg.secrets)
-    results, drained = asyncio.run(_once(cfg))
+    results, drained, storage_error = asyncio.run(_once(cfg))
     click.echo(report.poll_summary(results), err=True)
     if drained is not None:
         click.echo(report.drain_summary(drained), err=True)
+    if storage_error is not None:
+        raise StorageError(storage_error)  # main(): message, hint, exit 1
 
 
-async def _once(cfg: config_mod.Config) -> tuple[list[PollResult], DrainResult | None]:
+async def _once(
+    cfg: config_mod.Config,
+) -> tuple[list[PollResult], DrainResult | None, str | None]:
+    """Poll, check source health, deliver. Nothing is sent when polls could not be stored:
+    a send whose outcome cannot be recorded would only be sent again later."""
     monitor = Monitor(cfg)
     try:
         results = await monitor.poll_everything()
-        return results, await monitor.drain()
+        if monitor.storage_error is not None:
+            return results, None, monitor.storage_error
+        monitor.check_sources()
+        return results, await monitor.drain(), None
     finally:
         await monitor.close()
 
@@ -302,7 +318,14 @@ def sources(ctx: Context, check: bool) -> None:
             raise SystemExit(_liveness(ctx.config, store, now))
         store.sync_sources(ctx.config.sources, now)
         rows = store.sources_health()
-    click.echo(report.sources_table(rows, ctx.config.settings.timezone, now=now))
+        settings = ctx.config.settings
+        health = source_health.assess(store_health.health_rows(store), now, settings.failing_after)
+    click.echo(report.sources_table(rows, settings.timezone, now=now))
+    if down := [h for h in health if h.down]:
+        span = report._span(int(settings.failing_after))
+        click.echo(f"\ndown (failing, no success for over {span}):")
+        for h in down:
+            click.echo(source_health.describe(h, settings.timezone))
 
 
 def _liveness(cfg: config_mod.Config, store: Store, now: datetime) -> int:
@@ -325,5 +348,17 @@ def main() -> None:
     try:
         cli(standalone_mode=True)
     except MonitorError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc}{_hint(exc)}", err=True)
         raise SystemExit(1) from None
+
+
+def _hint(exc: MonitorError) -> str:
+    """What to check for the storage errors SQLite words tersely."""
+    text = str(exc).lower()
+    if not isinstance(exc, StorageError):
+        return ""
+    if "full" in text or "disk i/o" in text:
+        return "\n  (is the disk full, or a file size limit reached? nothing committed was lost)"
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return "\n  (can this user write the database file and its directory?)"
+    return ""

@@ -66,10 +66,13 @@ class Settings:
     timeout: float = 30.0
     max_bytes: int = 10 * MB
     retention: float = 90 * 86400.0
+    history_retention: float = 365 * 86400.0  # stories, alerts and their articles' rows
     story_window: float = 72 * 3600.0
     health_port: int | None = None  # None = no health/metrics endpoint
     log_format: Literal["auto", "human", "json"] = "auto"
     max_attempts: int = 8
+    failing_after: float = 6 * 3600.0  # a source failing this long since its last success is down
+    health_channel: str | None = None  # where "source down" / "recovered" alerts go
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,13 @@ class MonitorTable(_Table):
     timeout: Duration = 30.0
     max_bytes: Annotated[int, BeforeValidator(valid_size), Field(ge=1024)] = 10 * MB
     retention: Duration = 90 * 86400.0
+    history_retention: Duration = 365 * 86400.0
     story_window: Duration = 72 * 3600.0
     health_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     log_format: Literal["auto", "human", "json"] = "auto"
     max_attempts: Annotated[int, Field(ge=1)] = 8
+    failing_after: Duration = 6 * 3600.0
+    health_channel: Name | None = None
 
 
 class SourceTable(_Table):
@@ -356,6 +362,7 @@ class _Builder:
         monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",))
         settings = _settings(monitor or MonitorTable())
         channels = self.channels(data.get("channels", {}))
+        self.cross_check_monitor(monitor, channels)
         sources = self.sources(self.entries(data, "sources"), settings)
         rules = self.rules(self.entries(data, "rules"), channels)
         if self.problems:
@@ -372,6 +379,18 @@ class _Builder:
             self.path, settings, MappingProxyType(channels), sources, rules,
             frozenset(self.secrets),
         )  # fmt: skip
+
+    def cross_check_monitor(self, monitor: MonitorTable | None, channels: dict[str, str]) -> None:
+        if monitor is None:
+            return
+        name = monitor.health_channel
+        if name is not None and name not in channels:
+            hint = _suggest(name, channels, '; did you mean "{}"?')
+            what = f'channel "{name}" is not defined in [channels]{hint}'
+            self.problem(("monitor", "health_channel"), what)
+        if monitor.history_retention < monitor.retention:
+            what = "must be at least `retention` (stories and alerts outlive article bodies)"
+            self.problem(("monitor", "history_retention"), what)
 
     def entries(self, data: dict[str, Any], section: str) -> list[Any]:
         value = data.get(section, [])

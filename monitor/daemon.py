@@ -23,11 +23,11 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from monitor import alerts, logs
+from monitor import alerts, logs, source_health, store_health
 from monitor import config as config_mod
 from monitor.dedupe import StoryContext
 from monitor.delivery import DeliveryPolicy, DrainResult, drain_outbox
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.fetch import Fetcher
 from monitor.health import HealthServer, start_health_server
 from monitor.metrics import Metrics
@@ -63,6 +63,7 @@ class Monitor:
 
     def __init__(self, config: config_mod.Config, *, metrics: Metrics | None = None) -> None:
         self.config = config
+        self._index(config)
         self.metrics = metrics or Metrics()
         self.store = Store(config.settings.database)
         self._lock = lock_database(config.settings.database)
@@ -72,8 +73,14 @@ class Monitor:
         self.inflight: dict[str, asyncio.Task] = {}
         self._drain_lock = asyncio.Lock()
         self.stopping = asyncio.Event()  # set by the daemon on SIGTERM: drains hand rows back
+        self.storage_error: str | None = None  # the last poll that could not be stored
         self.store.sync_sources(config.sources, utcnow())
         self.release_dead_leases("start")
+
+    def _index(self, config: config_mod.Config) -> None:
+        """Sources and rules by name: a poll or an alert looks one up, thousands of times."""
+        self.sources_by_name = {s.name: s for s in config.sources}
+        self.rules_by_name = {r.name: r for r in config.rules}
 
     @staticmethod
     def _make_fetcher(config: config_mod.Config) -> Fetcher:
@@ -108,6 +115,7 @@ class Monitor:
         self.store.sync_sources(config.sources, utcnow())
         logs.set_secrets(config.secrets)
         self.config = config
+        self._index(config)
 
     @property
     def policy(self) -> DeliveryPolicy:
@@ -125,7 +133,7 @@ class Monitor:
         self, article_id: int, article: Article, match: Match, story: StoryContext | None = None
     ) -> list[Alert]:
         """The alerts a new match should queue (called inside the poll's transaction)."""
-        rule = next((r for r in self.config.rules if r.name == match.rule), None)
+        rule = self.rules_by_name.get(match.rule)
         if rule is None:
             return []
         story = story or self.store.story_context(article_id, rule.name)  # None: a replay
@@ -149,7 +157,7 @@ class Monitor:
         return self.config.settings.timeout * 2 + 30.0
 
     async def poll(self, name: str) -> PollResult | None:
-        source = next((s for s in self.config.sources if s.name == name), None)
+        source = self.sources_by_name.get(name)
         if source is None:
             return None
         started = utcnow()
@@ -166,6 +174,9 @@ class Monitor:
                 )
         except TimeoutError:
             result = self._poll_failed(source, started, "poll cancelled at its deadline")
+        except StorageError as exc:  # disk full, read-only: `once` exits 1 on it
+            self.storage_error = str(exc)
+            result = self._poll_failed(source, started, str(exc))
         except MonitorError as exc:
             result = self._poll_failed(source, started, str(exc))
         except Exception as exc:  # one bad source must never take the daemon down
@@ -217,7 +228,7 @@ class Monitor:
     # -- delivery ------------------------------------------------------------------------
 
     def digest_message(self, batch: Sequence[Pending]) -> Message:
-        rule = next((r for r in self.config.rules if r.name == batch[0].rule), None)
+        rule = self.rules_by_name.get(batch[0].rule)
         if rule is None:  # removed by a reload: say so instead of a bare StopIteration
             raise MonitorError(f"rule {batch[0].rule!r} is no longer in the config")
         items = []
@@ -254,11 +265,40 @@ class Monitor:
         return result
 
     def prune(self) -> int:
-        cutoff = utcnow() - timedelta(seconds=self.config.settings.retention)
-        removed = self.store.prune(cutoff)
-        if removed:
-            log.info("pruned old articles", removed=removed)
+        """Retention (see `Store.prune`), then shrink the file if that freed much of it."""
+        s, now = self.config.settings, utcnow()
+        history = now - timedelta(seconds=s.history_retention)
+        removed = self.store.prune(now - timedelta(seconds=s.retention), history)
+        before, after = store_health.compact(self.store)
+        if removed or after < before:
+            log.info("pruned old articles", removed=removed, bytes_before=before, bytes_after=after)
         return removed
+
+    # -- source health -------------------------------------------------------------------
+
+    def check_sources(self, now: datetime | None = None) -> list[source_health.Health]:
+        """Count down sources; with `health_channel`, queue one alert per down episode and one
+        per recovery. The alert goes in before the episode is recorded, so a crash between the
+        two repeats the same key next time, which the outbox ignores."""
+        now = now or utcnow()
+        s = self.config.settings
+        report = source_health.assess(store_health.health_rows(self.store), now, s.failing_after)
+        self.metrics.set_sources_failing(sum(h.down for h in report))
+        if s.health_channel is None:
+            return report
+        by_name = {h.name: h for h in report}
+        for change in source_health.changes(report):
+            health = by_name[change.name]
+            if change.alert:
+                alert = source_health.health_alert(
+                    change, health, channel=s.health_channel, timezone=s.timezone, now=now
+                )
+                self.outbox.add([alert], now)
+                level = log.warning if change.kind == "down" else log.info
+                level(f"source {change.kind}", source=change.name, since=str(change.since),
+                      error=health.last_error if change.kind == "down" else None)  # fmt: skip
+            store_health.set_down_since(self.store, change.name, change.record)
+        return report
 
 
 class Daemon:
@@ -307,7 +347,8 @@ class Daemon:
         scheduler.add_job(self.tick, "interval", seconds=TICK, id="tick", **options)
         scheduler.add_job(self.drain_soon, "interval", seconds=TICK, id="drain", **options)
         scheduler.add_job(self.watch_config, "interval", seconds=WATCH, id="watch", **options)
-        scheduler.add_job(self.prune, "interval", hours=1, id="prune", **options)
+        for job, every in (("prune", {"hours": 1}), ("check_sources", {"minutes": 1})):
+            scheduler.add_job(self.housekeeping, "interval", [job], id=job, **every, **options)
         scheduler.start()
         log.info(
             "daemon started",
@@ -357,12 +398,14 @@ class Daemon:
         except MonitorError:
             log.exception("cannot drain the outbox")
 
-    async def prune(self) -> None:
+    async def housekeeping(self, job: str) -> None:
+        """Retention ("prune") and source health ("check_sources"): a failure is logged, and
+        the job runs again at its next time."""
         if self.monitor is not None and not self.stopping.is_set():
             try:
-                self.monitor.prune()
+                getattr(self.monitor, job)()
             except MonitorError:
-                log.exception("cannot prune")
+                log.exception("housekeeping failed", job=job)
 
     async def check(self) -> dict[str, bool | str]:
         alive = self.scheduler is not None and self.scheduler.running

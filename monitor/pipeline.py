@@ -122,6 +122,9 @@ async def poll_source(
         return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
 
     known = store.known(articles)
+    if len(articles) > 1 and not known and store.has_articles(source.name):
+        # every item is new on a feed we know: items may have scrolled off unseen, look sooner
+        next_poll = schedule.after_success(source.interval, now, jitter=jitter(), gap=True)
     if source.fetch_article:
         fresh = [a for a in articles if a.url not in known]
         if fresh:

@@ -32,6 +32,7 @@ from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are 
     from_ts,
     insert_alerts,
     insert_article,
+    known_rows,
     ts,
     update_article,
 )
@@ -268,20 +269,8 @@ class Store:
 
     def known(self, articles: Iterable[Article]) -> dict[str, Known]:
         """Stored articles (or recorded copies) with the same canonical URL or GUID, keyed by the
-        candidate's URL."""
-        found: dict[str, Known] = {}
-        for article in articles:
-            original = stories.copy_of(self.db.conn, article)
-            if original is not None:
-                # a recorded copy: reported as unchanged, so it is not examined again
-                row: Known | None = Known(
-                    original, article.source, article.title, article.fingerprint
-                )
-            else:
-                row = self._find(self.db.conn, article)
-            if row is not None:
-                found[article.url] = row
-        return found
+        candidate's URL; a few batched queries per poll (store_rows.known_rows)."""
+        return {url: Known(*row) for url, row in known_rows(self.db.conn, list(articles)).items()}
 
     def known_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of these GUIDs-or-links are stored already (for the pre-scan fast path)."""
@@ -429,17 +418,40 @@ class Store:
         ).fetchone()
         return Match(rule, tuple(json.loads(row[0]))) if row else None
 
-    def prune(self, before: datetime) -> int:
-        """Delete articles first seen before `before`, unless an alert still waits for them."""
+    def prune(self, before: datetime, history_before: datetime | None = None) -> int:
+        """Retention; returns how many article rows were deleted. Articles first seen before
+        `before` go, except those of a story, match or alert: they only lose summary and text.
+        Stories, sent/dead alerts (and then their articles) go after `history_before`. A
+        pending alert keeps its article whole. `store_health.compact` shrinks the file."""
+        cut, hist = ts(before), ts(history_before or before)
         with self.immediate() as conn:
-            doomed = (
-                "SELECT id FROM articles WHERE first_seen < ? AND id NOT IN "
-                "(SELECT article_id FROM outbox "
-                "WHERE status = 'pending' AND article_id IS NOT NULL)"
+            done = "SELECT id FROM outbox WHERE status != 'pending' AND created_at < ?"
+            conn.execute(f"DELETE FROM attempts WHERE outbox_id IN ({done})", (hist,))
+            conn.execute("DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (hist,))
+            old = "SELECT id FROM stories WHERE last_seen < ?"
+            for table in ("story_articles", "story_alerts", "story_keys"):
+                conn.execute(f"DELETE FROM {table} WHERE story_id IN ({old})", (hist,))
+            conn.execute("DELETE FROM stories WHERE last_seen < ?", (hist,))
+            kept = (
+                "SELECT article_id FROM story_articles UNION SELECT article_id FROM outbox "
+                "WHERE article_id IS NOT NULL"
             )
-            conn.execute(f"DELETE FROM matches WHERE article_id IN ({doomed})", (ts(before),))
-            stories.delete_articles(conn, doomed, (ts(before),))
-            cur = conn.execute(f"DELETE FROM articles WHERE id IN ({doomed})", (ts(before),))
+            matched = f"SELECT article_id FROM matches WHERE article_id NOT IN ({kept})"
+            # a matched article outside any story or alert is history too, until history_before
+            doomed = (
+                f"SELECT id FROM articles WHERE first_seen < ? AND id NOT IN ({kept}) "
+                f"AND (first_seen < ? OR id NOT IN ({matched}))"
+            )
+            params = (cut, hist)
+            conn.execute(f"DELETE FROM matches WHERE article_id IN ({doomed})", params)
+            stories.delete_articles(conn, doomed, params)
+            cur = conn.execute(f"DELETE FROM articles WHERE id IN ({doomed})", params)
+            conn.execute(
+                "UPDATE articles SET summary = '', text = '' WHERE first_seen < ? "
+                "AND (summary != '' OR text != '') AND id NOT IN (SELECT article_id FROM outbox "
+                "WHERE status = 'pending' AND article_id IS NOT NULL)",
+                (cut,),
+            )
             return cur.rowcount
 
     def writable(self) -> bool:
@@ -464,3 +476,10 @@ class Store:
         except sqlite3.OperationalError as exc:
             raise StorageError(f"search query {query!r} is not valid: {exc}") from exc
         return [(row[0], _article(row[1:-1]), row[-1]) for row in rows]
+
+    # -- source health (more in monitor/store_health.py) -------------------------------------
+
+    def has_articles(self, source: str) -> bool:
+        """Has this source any stored article? (a poll of only new items may mean a gap)"""
+        row = self.db.execute("SELECT 1 FROM articles WHERE source = ? LIMIT 1", (source,))
+        return row.fetchone() is not None

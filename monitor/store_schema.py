@@ -6,6 +6,7 @@ Never edit a released migration: append a new one. Each runs inside one transact
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import sqlite_utils
 
@@ -176,5 +177,20 @@ def _v3_stories(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v4_source_health(db: sqlite_utils.Database) -> None:
+    """When each source was added (a source that never succeeded is down `failing_after` past
+    it) and the down episode already announced (see monitor/source_health.py)."""
+    db["sources"].add_column("added_at", str)
+    db["sources"].add_column("down_since", str)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    db.execute("UPDATE sources SET added_at = ?", (now,))  # unknown before: count from now
+    db.execute(
+        "CREATE TRIGGER sources_added AFTER INSERT ON sources WHEN NEW.added_at IS NULL BEGIN "
+        "UPDATE sources SET added_at = COALESCE(NEW.next_poll, "
+        "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')) WHERE name = NEW.name; END"
+    )
+    db["outbox"].create_index(["created_at"])  # history retention deletes by age
+
+
 Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[Migration] = [_v1_foundation, _v2_outbox, _v3_stories]
+MIGRATIONS: list[Migration] = [_v1_foundation, _v2_outbox, _v3_stories, _v4_source_health]

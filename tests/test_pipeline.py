@@ -176,3 +176,34 @@ async def test_broken_feed_is_a_recorded_error(server: LoopbackServer, store):
     result = await poll(store, source, RuleSet([]))
     assert result.outcome == "error"
     assert store.source_state("html-instead").last_error
+
+
+async def test_feed_with_only_new_items_is_polled_sooner(server: LoopbackServer, store):
+    """Every item new on a known feed: some may have scrolled off unseen, so look again sooner."""
+    server.route("/feed", Reply(body=rss(ITEMS)))
+    source = Source("busy-feed", server.url("/feed"), interval=600)
+    store.sync_sources([source], NOW)
+    rules = RuleSet([])
+    async with Fetcher(timeout=5) as fetcher:
+        first = await poll_source(
+            source, fetcher=fetcher, store=store, rules=rules, now=NOW, jitter=lambda: 0.0
+        )
+        assert first.new == 3  # a first poll is all new too, but there was nothing to miss
+        assert store.source_state("busy-feed").next_poll == NOW + timedelta(seconds=600)
+
+        later = NOW + timedelta(minutes=10)
+        server.route(
+            "/feed", Reply(body=rss([Item(f"n{i}", f"Nuova notizia {i}") for i in range(3)]))
+        )
+        second = await poll_source(
+            source, fetcher=fetcher, store=store, rules=rules, now=later, jitter=lambda: 0.0
+        )
+        assert second.new == 3
+        assert store.source_state("busy-feed").next_poll == later + timedelta(seconds=300)
+
+        server.route("/feed", Reply(body=rss([Item("n0", "Nuova notizia 0"), Item("z", "Altro")])))
+        third = await poll_source(
+            source, fetcher=fetcher, store=store, rules=rules, now=later, jitter=lambda: 0.0
+        )
+        assert third.new == 1  # one known item still there: no gap
+        assert store.source_state("busy-feed").next_poll == later + timedelta(seconds=600)

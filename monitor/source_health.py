@@ -1,0 +1,152 @@
+"""Source health: when a failing source counts as down, and the alerts that say so. Pure.
+
+Why "down" is separate from "failing": one failed poll is routine (a timeout, a 503, a broken
+selector for an hour) and backoff handles it quietly. A source whose last success is older than
+`failing_after` while it keeps failing (or that has never succeeded for that long since it was
+added) needs a person: `sources` shows it as down, the metrics count it and, with
+`health_channel`, one alert says so and one more says when it recovers (by itself, on the next
+good poll). An episode is named by the last success before it (or the time the source was
+added), so its keys are the same at every check and after restarts: the outbox's unique key
+makes a repeated check harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from monitor.alerts import _clean, _h, _md, format_time
+from monitor.models import Alert, Message
+
+HEALTH_RULE = "source-health"  # the rule name health alerts carry in the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One source as the health check sees it; `since` is set while it is down."""
+
+    name: str
+    url: str
+    enabled: bool
+    down: bool
+    since: datetime | None  # last success (or when added) before the failures: the episode
+    last_success: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_errors: int
+    recorded: datetime | None = None  # the episode already announced (None: none)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A transition to announce (`alert`) or just to record (`record` = new stored episode)."""
+
+    name: str
+    kind: Literal["down", "up"]
+    since: datetime
+    alert: bool
+    record: datetime | None
+
+
+def down_since(
+    *,
+    last_success: datetime | None,
+    added_at: datetime | None,
+    consecutive_errors: int,
+    now: datetime,
+    failing_after: float,
+) -> datetime | None:
+    """The start of the episode if the source is down now, else None."""
+    if consecutive_errors <= 0:
+        return None
+    start = last_success or added_at
+    if start is None or (now - start).total_seconds() < failing_after:
+        return None
+    return start
+
+
+def assess(rows: Iterable[dict], now: datetime, failing_after: float) -> list[Health]:
+    """Health of each source row (`Store.health_rows`: times already parsed)."""
+    out = []
+    for row in rows:
+        since = None
+        if row["enabled"]:
+            since = down_since(
+                last_success=row["last_success"],
+                added_at=row["added_at"],
+                consecutive_errors=row["consecutive_errors"] or 0,
+                now=now,
+                failing_after=failing_after,
+            )
+        out.append(
+            Health(
+                name=row["name"],
+                url=row["url"],
+                enabled=bool(row["enabled"]),
+                down=since is not None,
+                since=since,
+                last_success=row["last_success"],
+                last_error=row["last_error"],
+                last_error_at=row["last_error_at"],
+                consecutive_errors=row["consecutive_errors"] or 0,
+                recorded=row.get("down_since"),
+            )
+        )
+    return out
+
+
+def changes(report: Sequence[Health]) -> list[Change]:
+    """What to announce: a new episode goes down; a recorded one ends with a real recovery.
+
+    A recorded episode that ends without a newer success (the source was disabled, or
+    `failing_after` was raised) is forgotten quietly.
+    """
+    out = []
+    for h in report:
+        if h.recorded is not None and h.recorded != h.since:
+            recovered = h.last_success is not None and h.last_success > h.recorded
+            out.append(Change(h.name, "up", h.recorded, alert=recovered, record=None))
+        if h.since is not None and h.recorded != h.since:
+            out.append(Change(h.name, "down", h.since, alert=True, record=h.since))
+    return out
+
+
+def episode_key(kind: str, name: str, since: datetime) -> str:
+    return f"source-{kind}:{name}:{since.isoformat()}"
+
+
+def health_alert(
+    change: Change, health: Health, *, channel: str, timezone: str, now: datetime
+) -> Alert:
+    """The message of one transition; server-supplied error text is escaped per format."""
+    name = health.name
+    when = format_time(change.since, timezone)
+    if change.kind == "down":
+        title = f"news-monitor: source {name} is down"
+        what = "no successful poll since" if health.last_success else "never polled OK, added"
+        error = _clean(health.last_error or "unknown error")[:300]
+        lead = f"{name} is down: {what} {when} ({health.consecutive_errors} failures in a row)."
+        text = f"{lead}\nLast error: {error}\n{health.url}"
+        markdown = f"{_md(lead)}\n\nLast error: {_md(error)}"
+        html = f"<p>{_h(lead)}</p><p>Last error: {_h(error)}</p>"
+    else:
+        title = f"news-monitor: source {name} recovered"
+        ok = format_time(health.last_success, timezone)
+        lead = f"{name} recovered: polled OK at {ok}, after no success since {when}."
+        text, markdown, html = lead, _md(lead), f"<p>{_h(lead)}</p>"
+    return Alert(
+        key=episode_key(change.kind, name, change.since),
+        rule=HEALTH_RULE,
+        channel=channel,
+        message=Message(title=title, text=text, markdown=markdown, html=html),
+        due_at=now,
+    )
+
+
+def describe(h: Health, timezone: str) -> str:
+    """One line for `sources`: since when, and the last error."""
+    what = "no success since" if h.last_success else "never polled OK; added"
+    error = _clean(h.last_error or "unknown error")
+    return f"  {h.name}: {what} {format_time(h.since, timezone)}; last error: {error}"

@@ -1,0 +1,363 @@
+"""Storage safety: SIGKILL at any moment, a full disk, a read-only database, an old schema, and
+retention that keeps the file bounded. Real SQLite files; real processes killed for real.
+
+The full-disk case runs `once` on a tiny tmpfs mounted in a user namespace (skipped where
+unprivileged namespaces are off) and, everywhere, under RLIMIT_FSIZE (Python ignores SIGXFSZ,
+so the write fails with EFBIG). The read-only case uses chmod, plus a read-only bind mount in a
+user namespace when the tests run as root (root ignores file modes).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from monitor import store_health
+from monitor.models import Alert, Article, Delivery, Match, Message, Source
+from monitor.store import Candidate, Store
+from monitor.store_outbox import Outbox
+from monitor.store_schema import MIGRATIONS
+from tests.feeds import Item, rss
+from tests.loopback import LoopbackServer, Reply
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+PER_POLL = 5
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from monitor.models import Alert, Article, Match, Message, Source
+    from monitor.store import Candidate, Store
+
+    PER_POLL = int(sys.argv[3])
+    store = Store(sys.argv[1])
+    store.sync_sources([Source("wire", "http://wire.example/")], datetime.now(UTC))
+
+    def plan(article_id, article, match, story):
+        message = Message(article.title, "text", "markdown", "html")
+        return [Alert(f"k-{article.guid}", "r", "c", message, datetime.now(UTC), article_id)]
+
+    poll = int(sys.argv[2])
+    while True:
+        now = datetime.now(UTC)
+        candidates = [
+            Candidate(
+                Article("wire", f"p{poll}-{j}", f"https://wire.example/{poll}/{j}",
+                        f"Poll {poll} item {j}", "lead " * 40, "body " * 300,
+                        first_seen=now, fingerprint=f"fp-{poll}-{j}"),
+                matches=(Match("r", ("x",)),),
+            )
+            for j in range(PER_POLL)
+        ]
+        store.save_poll("wire", candidates, now, now, url="http://wire.example/", etag=None,
+                        last_modified=None, body_hash=None, plan=plan)
+        print(poll, flush=True)
+        poll += 1
+    """
+)
+
+
+def check_whole(database: Path) -> set[int]:
+    """integrity_check is ok and every poll is whole; returns the polls present."""
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        per_poll: dict[str, Counter] = {}
+        queries = {
+            "articles": "SELECT guid FROM articles",
+            "matches": "SELECT a.guid FROM matches m JOIN articles a ON a.id = m.article_id",
+            "outbox": "SELECT substr(key, 3) FROM outbox",
+            "stories": "SELECT a.guid FROM story_articles s JOIN articles a ON a.id = s.article_id",
+        }
+        for table, sql in queries.items():
+            per_poll[table] = Counter(int(g.split("-")[0][1:]) for (g,) in db.execute(sql))
+    polls = set(per_poll["articles"])
+    for table, counts in per_poll.items():
+        assert set(counts) == polls, f"{table} rows of a poll without its articles (or back)"
+        torn = {p: n for p, n in counts.items() if n != PER_POLL}
+        assert not torn, f"polls with some {table} rows missing: {torn}"
+    return polls
+
+
+def test_database_survives_sigkill_at_any_moment(tmp_path: Path) -> None:
+    database = tmp_path / "monitor.db"
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
+    committed: set[int] = set()
+    next_poll = 0
+    kills = 0
+    for life in range(10):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(database), str(next_poll), str(PER_POLL)],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        printed: list[int] = []
+        reader = threading.Thread(
+            target=lambda p=proc, out=printed: out.extend(int(x) for x in p.stdout), daemon=True
+        )
+        reader.start()
+        # some lives die while starting or migrating, the others at a random point of writing
+        threading.Event().wait(rng.uniform(0.05, 0.25) if life % 3 == 0 else rng.uniform(0.4, 1))
+        proc.kill()
+        proc.wait(10)
+        reader.join(10)
+        kills += 1
+        committed.update(printed)
+        present = check_whole(database)
+        assert committed <= present, f"committed polls lost: {sorted(committed - present)}"
+        next_poll = max(present, default=-1) + 1
+    print(f"\n{kills} SIGKILLs, {len(committed)} polls committed, all whole, integrity ok")
+    assert len(committed) > 5  # the kills really landed among writes
+
+
+# ---------------------------------------------------------------- full disk and read-only
+
+
+def feed_config(tmp_path: Path, database: Path, url: str) -> Path:
+    path = tmp_path / "monitor.toml"
+    path.write_text(
+        f'[monitor]\ndatabase = "{database}"\n\n[[sources]]\nname = "wire"\nurl = "{url}"\n'
+        "allow_private = true\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run_once(config: Path, **popen: object) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "once"]
+    return subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=60, **popen)
+
+
+def big_feed(n: int) -> bytes:
+    items = [Item(f"big-{i}", f"Report {i}", "word " * 600) for i in range(n)]
+    return rss(items)
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, server: LoopbackServer) -> tuple[Path, LoopbackServer]:
+    """A database with 3 articles of a first poll; the feed then grows to 400 long items."""
+    database = tmp_path / "seed" / "monitor.db"
+    server.route("/feed", Reply(body=rss([Item(f"s{i}", f"Seed {i}") for i in range(3)])))
+    done = run_once(feed_config(tmp_path, database, server.url("/feed")))
+    assert done.returncode == 0, done.stderr
+    server.route("/feed", Reply(body=big_feed(400)))
+    return database, server
+
+
+def intact(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        return int(db.execute("SELECT COUNT(*) FROM articles").fetchone()[0])
+
+
+def unshare_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+def test_full_disk_gives_a_clear_error_and_no_corruption(
+    tmp_path: Path, seeded: tuple[Path, LoopbackServer]
+) -> None:
+    if not unshare_works():
+        pytest.skip("no unprivileged user namespaces: cannot mount a small tmpfs")
+    seed, server = seeded
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    database = disk / "monitor.db"
+    config = feed_config(tmp_path, database, server.url("/feed"))
+    script = f"""
+        mount -t tmpfs -o size=2m tmpfs {disk} || exit 99
+        cp {seed} {database}
+        free=$(df --output=avail -k {disk} | tail -1)
+        dd if=/dev/zero of={disk}/filler bs=1k count=$((free - 160)) 2>/dev/null
+        {sys.executable} -m monitor --config {config} once; rc=$?
+        cp {disk}/monitor.db* {out}/
+        exit $rc
+    """
+    command = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 99, done.stderr
+    assert done.returncode == 1, done.stderr
+    assert f"error: database {database}: database or disk is full" in done.stderr
+    assert "Traceback" not in done.stderr.split("error: database")[-1]
+    assert intact(out / "monitor.db") == intact(seed) == 3  # the failed poll left no trace
+
+
+def test_file_size_limit_gives_a_clear_error_and_no_corruption(
+    seeded: tuple[Path, LoopbackServer], tmp_path: Path
+) -> None:
+    seed, server = seeded
+    config = feed_config(tmp_path, seed, server.url("/feed"))
+    limit = seed.stat().st_size + 256 * 1024
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = run_once(config, preexec_fn=small_files)
+    assert done.returncode == 1, done.stderr
+    assert f"error: database {seed}: disk I/O error" in done.stderr
+    assert "is the disk full, or a file size limit reached?" in done.stderr
+    assert intact(seed) == 3
+
+
+def read_only(directory: Path, command: list[str]) -> list[str]:
+    """chmod the directory and its files read-only; as root, also mount it read-only."""
+    for path in directory.iterdir():
+        path.chmod(0o444)
+    directory.chmod(0o555)
+    if os.geteuid() != 0:
+        return command
+    if not unshare_works():
+        pytest.skip("running as root without user namespaces: cannot make a file read-only")
+    mount = f"mount --bind {directory} {directory} && mount -o remount,bind,ro {directory}"
+    return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+            f'{mount} && exec "$@"', "sh", *command]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ["existing database", "new database in a read-only directory"])
+def test_read_only_database_gives_a_clear_error_naming_the_file(
+    case: str, seeded: tuple[Path, LoopbackServer], tmp_path: Path
+) -> None:
+    seed, server = seeded
+    database = seed if case == "existing database" else tmp_path / "empty" / "monitor.db"
+    database.parent.mkdir(exist_ok=True)
+    config = feed_config(tmp_path, database, server.url("/feed"))
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "once"]
+    try:
+        command = read_only(database.parent, command)
+        done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=60)
+    finally:
+        database.parent.chmod(0o755)
+        for path in database.parent.iterdir():
+            path.chmod(0o644)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    line = next(x for x in done.stderr.splitlines() if x.startswith("error:"))
+    assert str(database) in line
+    assert "can this user write the database file and its directory?" in done.stderr
+    if case == "existing database":
+        assert intact(seed) == 3
+
+
+# ---------------------------------------------------------------- upgrades
+
+
+def old_database(path: Path, version: int) -> None:
+    """A file as version `version` of the schema left it, with data in each table it had."""
+    db = sqlite_utils.Database(path)
+    for n, migration in enumerate(MIGRATIONS[:version], start=1):
+        migration(db)
+        db.execute(f"PRAGMA user_version = {n}")
+    t = "2025-01-01T00:00:00.000000Z"
+    db["sources"].insert(
+        {"name": "wire", "url": "http://wire.example/", "kind": "feed", "last_success": t}
+    )
+    article = {"id": 1, "source": "wire", "guid": "g1", "url": "https://w.example/1"}
+    article |= {"title": "Old ceasefire talks", "summary": "kept", "text": "body"}
+    db["articles"].insert({**article, "first_seen": t, "fingerprint": "f1"})
+    db["matches"].insert({"article_id": 1, "rule": "r", "terms": '["ceasefire"]', "matched_at": t})
+    if version >= 2:
+        alert = {"key": "k1", "rule": "r", "channel": "c", "article_id": 1, "title": "Old"}
+        db["outbox"].insert({**alert, "status": "sent", "due_at": t, "created_at": t})
+    db.close()
+
+
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS)))
+def test_older_database_is_migrated_in_place_with_its_data(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "old.db"
+    old_database(path, version)
+    now = datetime.now(UTC)
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        old = store.article(1)
+        assert old is not None and (old.title, old.text) == ("Old ceasefire talks", "body")
+        assert store.match_for(1, "r") == Match("r", ("ceasefire",))
+        assert [h["name"] for h in store_health.health_rows(store)] == ["wire"]
+        assert store.search("ceasefire")[0][0] == 1
+        store.sync_sources([Source("wire", "http://wire.example/")], now)
+        article = Article("wire", "g2", "https://w.example/2", "New", first_seen=now)
+        saved = store.save_poll("wire", [Candidate(article)], now, now, url="http://wire.example/",
+                                etag=None, last_modified=None, body_hash=None)  # fmt: skip
+        assert len(saved.new_ids) == 1
+        if version >= 2:
+            assert [r["title"] for r in Outbox(store).recent(limit=5)] == ["Old"]
+    with Store(path) as again:  # opening once more changes nothing
+        assert again.schema_version == len(MIGRATIONS) and again.count_articles() == 2
+
+
+# ---------------------------------------------------------------- retention
+
+
+def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.db"
+    now = datetime.now(UTC)
+    old = now - timedelta(days=100)
+    store = Store(path)
+    store.sync_sources([Source("wire", "http://wire.example/")], old)
+
+    def plan(article_id: int, article: Article, match: Match, story: object) -> list[Alert]:
+        message = Message(article.title, "t", "m", "h")
+        return [Alert(f"k-{article.guid}", "r", "c", message, old, article_id)]
+
+    for poll in range(40):
+        candidates = []
+        for j in range(25):
+            guid = f"p{poll}-{j}"
+            matches = (Match("r", ("quorum",)),) if j == 0 else ()
+            body = f"quorum {guid} " + "filler words of a long article body " * 60
+            article = Article("wire", guid, f"https://w.example/{guid}", f"Item {guid}",
+                              "lead " * 30, body, first_seen=old, fingerprint=guid)  # fmt: skip
+            candidates.append(Candidate(article, matches))
+        store.save_poll("wire", candidates, old, old, url="http://wire.example/", etag=None,
+                        last_modified=None, body_hash=None, plan=plan)  # fmt: skip
+    outbox = Outbox(store)
+    claimed = outbox.claim(now, now + timedelta(minutes=5), limit=100)
+    keep_pending = next(p for p in claimed if p.key == "k-p0-0")
+    outbox.record([p.id for p in claimed if p is not keep_pending], Delivery(ok=True), old)
+    outbox.release([keep_pending.id])
+    store_health.compact(store, min_free=0.0)
+    full = store_health.file_size(store)
+
+    # 1. past `retention`: plain articles go, alerted ones keep their row without the body
+    removed = store.prune(now - timedelta(days=90), now - timedelta(days=365))
+    assert removed == 40 * 24
+    assert store.count_articles() == 40
+    kept = {a.title: a for _, a in store.articles()}
+    assert (kept["Item p5-0"].text, kept["Item p5-0"].summary) == ("", "")
+    assert kept["Item p0-0"].text.startswith("quorum p0-0")  # its alert is still pending
+    assert [a.title for _, a, _ in store.search("quorum")] == ["Item p0-0"]  # pending: whole
+    assert len(store.recent_stories(100)) >= 1
+    assert len(outbox.recent(limit=100)) == 40
+    after_bodies = store_health.compact(store)[1]
+
+    # 2. past `history_retention`: stories, delivered alerts and their articles go too
+    store.prune(now - timedelta(days=90), now - timedelta(days=30))
+    assert store.count_articles() == 1  # the article of the alert still pending
+    assert store.recent_stories(100) == []
+    assert [r["title"] for r in outbox.recent(limit=100)] == ["Item p0-0"]
+    after_history = store_health.compact(store)[1]
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
+    store.close()
+    print(f"\nfile: {full} bytes -> {after_bodies} (bodies) -> {after_history} (history)")
+    assert after_bodies < full / 5
+    assert after_history <= after_bodies
