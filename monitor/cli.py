@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -134,8 +135,14 @@ async def _once(
     """Poll, check source health, deliver. Nothing is sent when polls could not be stored:
     a send whose outcome cannot be recorded would only be sent again later."""
     monitor = Monitor(cfg)
+    enabled = sum(1 for s in cfg.sources if s.enabled)
     try:
-        results = await monitor.poll_everything()
+        # a progress bar on a terminal only: a pipe or a log file gets the summary alone
+        if sys.stderr.isatty():
+            with click.progressbar(length=enabled, label="polling", file=sys.stderr) as bar:
+                results = await monitor.poll_everything(on_done=lambda _r: bar.update(1))
+        else:
+            results = await monitor.poll_everything()
         if monitor.storage_error is not None:
             return results, None, monitor.storage_error
         monitor.check_sources()
@@ -320,9 +327,11 @@ def sources(ctx: Context, check: bool) -> None:
         rows = store.sources_health()
         settings = ctx.config.settings
         health = source_health.assess(store_health.health_rows(store), now, settings.failing_after)
-    click.echo(report.sources_table(rows, settings.timezone, now=now))
-    if down := [h for h in health if h.down]:
-        span = report._span(int(settings.failing_after))
+    down = [h for h in health if h.down]
+    names = frozenset(h.name for h in down)
+    click.echo(report.sources_table(rows, settings.timezone, now=now, down=names))
+    if down:
+        span = report.span(int(settings.failing_after))
         click.echo(f"\ndown (failing, no success for over {span}):")
         for h in down:
             click.echo(source_health.describe(h, settings.timezone))

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,9 +220,19 @@ class Monitor:
         if result is not None and result.found:
             await self.drain()  # a new match goes out now, not at the next tick
 
-    async def poll_everything(self) -> list[PollResult]:
+    async def poll_everything(
+        self, on_done: Callable[[PollResult | None], None] | None = None
+    ) -> list[PollResult]:
+        """Poll every enabled source once, concurrently; `on_done` hears of each as it ends."""
+
+        async def one(name: str) -> PollResult | None:
+            result = await self.poll(name)
+            if on_done is not None:
+                on_done(result)
+            return result
+
         names = [s.name for s in self.config.sources if s.enabled]
-        results = await asyncio.gather(*(self.poll(n) for n in names))
+        results = await asyncio.gather(*(one(n) for n in names))
         return [r for r in results if r is not None]
 
     # -- delivery ------------------------------------------------------------------------

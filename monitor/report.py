@@ -60,18 +60,20 @@ def _ago(value: str | None, now: datetime) -> str:
     when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=now.tzinfo)
     seconds = int((now - when).total_seconds())
     if seconds < 0:
-        return f"in {_span(-seconds)}"
-    return f"{_span(seconds)} ago"
+        return f"in {span(-seconds)}"
+    return f"{span(seconds)} ago"
 
 
-def _span(seconds: int) -> str:
+def span(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
 
 
-def sources_table(rows: Sequence[dict], timezone: str, *, now: datetime) -> str:
+def sources_table(
+    rows: Sequence[dict], timezone: str, *, now: datetime, down: frozenset[str] = frozenset()
+) -> str:
     """A fixed-width health table; errors are shown in full below it."""
     header = ("source", "status", "last success", "next poll", "articles", "errors")
     table = [header]
@@ -80,7 +82,7 @@ def sources_table(rows: Sequence[dict], timezone: str, *, now: datetime) -> str:
         if not row["enabled"]:
             status = "disabled"
         elif row["consecutive_errors"]:
-            status = "failing"
+            status = "down" if row["name"] in down else "failing"
             problems.append(
                 f"  {row['name']}: {row['last_error']} ({_ago(row['last_error_at'], now)})"
             )
