@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,6 +162,9 @@ def _claimer(db: str, start: multiprocessing.synchronize.Barrier, out: str) -> N
                     break
                 claimed += [r.id for r in rows]
                 outbox.record([r.id for r in rows], Delivery(True), T0)
+                time.sleep(
+                    0.002
+                )  # a send takes time: lets the other worker interleave on a busy box
             except Exception as exc:  # reported to the test, which expects none
                 errors.append(repr(exc))
                 break
