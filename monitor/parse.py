@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import io
 import re
 import time
@@ -29,9 +30,9 @@ from lxml import etree
 
 from monitor.errors import ParseError
 from monitor.models import RawEntry
-from monitor.parse_fast import fast_parse
+from monitor.parse_fast import _encoding_ok, fast_parse
 
-__all__ = ["ParsedFeed", "parse_feed", "scan_ids"]
+__all__ = ["ParsedFeed", "parse_feed", "scan_ids", "scan_items"]
 
 # Single-byte charsets that servers often declare for bodies that are really UTF-8.
 _SINGLE_BYTE = {"iso-8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252"}
@@ -341,3 +342,64 @@ def scan_ids(body: bytes, *, url: str = "") -> list[str] | None:
             return None
         ids.append(ident)
     return ids or None
+
+
+def scan_items(body: bytes, *, url: str = "", context: str = "") -> list[tuple[str, str]] | None:
+    """(key, hash) of each item in document order, or None when unsure (as scan_ids).
+
+    The key is the item's GUID (else link); the hash covers the item's own XML, its feed's
+    declared language (which parse_feed applies to items) and `context` (URL, source settings),
+    so an item whose hash is unchanged would normalize to the same article as last time.
+    """
+    if not body or not body.strip():
+        return None
+    parser = _scan_parser()
+    try:
+        body, _ = _prepare(body, None)
+        root = etree.fromstring(body, parser)
+    except (ParseError, etree.LxmlError, ValueError):
+        return None
+    if root is None or len(parser.error_log):
+        return None
+    langs = [root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""]
+    for el in (root, *root.iterfind("{*}channel")):
+        for child in el:
+            if _local(child.tag) == "language":
+                langs.append(child.text or "")
+            elif _local(child.tag) == "channel":
+                langs.append(child.get("{http://www.w3.org/XML/1998/namespace}lang") or "")
+    prefix = "\0".join([url, context, *langs]).encode("utf-8", "replace") + b"\0"
+    items: list[tuple[str, str]] = []
+    for el in root.iter("{*}item", "{*}entry"):
+        ident = _item_id(el, url)
+        if ident is None:
+            return None
+        digest = hashlib.blake2b(
+            prefix + etree.tostring(el, with_tail=False), digest_size=16
+        ).hexdigest()
+        items.append((ident, digest))
+    return items or None
+
+
+def without_items(
+    body: bytes, skip: frozenset[str], *, url: str = "", charset: str | None = None
+) -> bytes | None:
+    """The body re-serialized as UTF-8 minus the items whose key (as scan_items) is in `skip`,
+    so feedparser, when the fast path declines, reads only the items that changed. None when
+    lxml cannot read the body cleanly, or the HTTP `charset` and the document disagree (then
+    parse the whole body, as parse_feed decodes it)."""
+    if not _encoding_ok(body, charset):
+        return None
+    parser = _scan_parser()
+    try:
+        body, _ = _prepare(body, None)
+        root = etree.fromstring(body, parser)
+    except (ParseError, etree.LxmlError, ValueError):
+        return None
+    if root is None or len(parser.error_log):
+        return None
+    for el in list(root.iter("{*}item", "{*}entry")):
+        parent = el.getparent()
+        if parent is not None and _item_id(el, url) in skip:
+            parent.remove(el)
+    return etree.tostring(root.getroottree(), encoding="utf-8", xml_declaration=True)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
+from feedparser.mixin import _FeedParserMixin
 from lxml import etree
 
 from monitor.models import RawEntry
@@ -69,11 +70,17 @@ def _text(el: etree._Element) -> str:
     return (el.text or "").strip()
 
 
+_DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
+
 def _date(value: str) -> datetime:
     value = value.strip()
     if _ISO.match(value):
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     else:
+        day, comma, _ = value.partition(",")
+        if comma and day.strip().lower()[:3] not in _DAYS:
+            raise _Decline  # "mer, 16 nov 2022": feedparser reads only English day names
         try:
             dt = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError) as exc:
@@ -102,6 +109,28 @@ _MEDIA_IGNORED = {"content", "credit", "thumbnail", "group"}
 _HARMLESS = {"http://purl.org/rss/1.0/modules/slash/", "http://wellformedweb.org/CommentAPI/"}
 
 
+_FP_PREFIX = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
+_FP_PREFIXES = set(_FP_PREFIX.values())
+
+
+def _inert(child: etree._Element, ns: str, name: str) -> bool:
+    """True when feedparser has no handler for this element (it only files it under its own
+    name, which we never read). Its name is feedparser's: a known namespace's own prefix, else
+    the document's prefix (never one feedparser uses for a namespace it knows)."""
+    if ns:
+        prefix = _FP_PREFIX.get(ns.lower())
+        if prefix is None:
+            prefix = (child.prefix or "").lower()
+            if not prefix or prefix in _FP_PREFIXES:
+                return False
+    else:
+        prefix = ""
+    key = f"{prefix}_{name.lower()}" if prefix else name.lower()
+    return not (
+        hasattr(_FeedParserMixin, f"_start_{key}") or hasattr(_FeedParserMixin, f"_end_{key}")
+    )
+
+
 def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEntry:
     """feedparser is flat: every element inside an item counts wherever it is nested (a
     media:description is a description), so this walks all descendants in document order."""
@@ -116,6 +145,8 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
         ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
         if ns in ("", _RSS1):
             if name not in _RSS_KNOWN:
+                if _inert(child, ns, name):
+                    continue
                 raise _Decline
             if name in ("category", "comments", "enclosure", "source"):
                 continue
@@ -130,7 +161,7 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
         elif ns == _MEDIA:
             if name == "description":
                 descs.append(_text(child))
-            elif name not in _MEDIA_IGNORED:
+            elif name not in _MEDIA_IGNORED and not _inert(child, ns, name):
                 raise _Decline
         elif ns == _DC and name in ("creator", "date"):
             if f"dc:{name}" in fields:
@@ -141,7 +172,7 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
         elif ns == _ATOM and name == "link":
             if child.get("rel", "alternate") == "alternate":
                 raise _Decline
-        elif ns not in _HARMLESS:
+        elif ns not in _HARMLESS and not _inert(child, ns, name):
             raise _Decline
     if "dc:date" in fields and "pubDate" in fields:
         raise _Decline

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -20,7 +21,7 @@ from monitor.fulltext import enrich
 from monitor.models import Alert, Article, Match, Source
 from monitor.normalize import to_article
 from monitor.pages import parse_listing
-from monitor.parse import parse_feed
+from monitor.parse import parse_feed, scan_items, without_items
 from monitor.rules import Document, RuleSet
 from monitor.store import Candidate, Store
 
@@ -64,12 +65,60 @@ def analyse(
         parsed = parse_listing(body, url=url, charset=charset, source=source)
     else:
         parsed = parse_feed(body, url=url, charset=charset)
+    return _articles(parsed.entries, source, parsed.language, now, frozenset())
+
+
+def _articles(
+    entries: Sequence, source: Source, language: str | None, now: datetime, skip: frozenset[str]
+) -> list[Article]:
     articles: dict[str, Article] = {}
-    for entry in parsed.entries:
-        article = to_article(entry, source=source, feed_language=parsed.language, now=now)
+    for entry in entries:
+        if skip and (entry.guid or entry.link) in skip:
+            continue
+        article = to_article(entry, source=source, feed_language=language, now=now)
         if article is not None and article.url not in articles:
             articles[article.url] = article
     return list(articles.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """A changed body's new or changed articles, the (key, hash) of the items to record as
+    processed, and how many items were skipped as unchanged since their last processing."""
+
+    articles: list[Article]
+    items: tuple[tuple[str, str], ...] = ()
+    skipped: int = 0
+
+
+def analyse_items(
+    body: bytes,
+    source: Source,
+    *,
+    url: str,
+    charset: str | None,
+    now: datetime,
+    seen: Mapping[str, str],
+) -> Analysed:
+    """`analyse`, minus the items whose hash (parse.scan_items) equals the one recorded when they
+    were last processed: those skip normalizing, rule matching and story work. An item key that
+    occurs twice is never skipped. When lxml cannot pre-scan the body, everything is analysed."""
+    scanned = (
+        scan_items(body, url=url, context=source.language or "") if source.kind != "html" else None
+    )
+    if scanned is None:
+        return Analysed(analyse(body, source, url=url, charset=charset, now=now))
+    counts = Counter(key for key, _ in scanned)
+    skip = frozenset(key for key, digest in scanned if counts[key] == 1 and seen.get(key) == digest)
+    items = tuple((key, digest) for key, digest in scanned if key not in skip)
+    if not items:
+        return Analysed([], (), len(skip))
+    reduced = without_items(body, skip, url=url, charset=charset) if skip else None
+    if reduced is not None:  # the parsers read only the changed items
+        parsed = parse_feed(reduced, url=url, charset="utf-8")
+    else:
+        parsed = parse_feed(body, url=url, charset=charset)
+    return Analysed(_articles(parsed.entries, source, parsed.language, now, skip), items, len(skip))
 
 
 async def poll_source(
@@ -114,15 +163,35 @@ async def poll_source(
         )
         return PollResult(source.name, "not_modified" if fetched.not_modified else "unchanged")
 
+    seen = store.item_hashes(source.name) if source.kind != "html" else {}
     try:
-        articles = await asyncio.to_thread(
-            analyse, fetched.body, source, url=fetched.url, charset=fetched.charset, now=now
+        analysed = await asyncio.to_thread(
+            analyse_items,
+            fetched.body,
+            source,
+            url=fetched.url,
+            charset=fetched.charset,
+            now=now,
+            seen=seen,
         )
     except ParseError as exc:
         return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
+    if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
+        store.record_unchanged(
+            source.name,
+            now,
+            next_poll,
+            url=source.url,
+            etag=fetched.etag,
+            last_modified=fetched.last_modified,
+            body_hash=fetched.body_hash,
+        )
+        return PollResult(source.name, "unchanged")
 
+    articles = analysed.articles
     known = store.known(articles)
-    if len(articles) > 1 and not known and store.has_articles(source.name):
+    gap = len(articles) > 1 and not known and not analysed.skipped
+    if gap and store.has_articles(source.name):
         # every item is new on a feed we know: items may have scrolled off unseen, look sooner
         next_poll = schedule.after_success(source.interval, now, jitter=jitter(), gap=True)
     if source.fetch_article:
@@ -153,6 +222,7 @@ async def poll_source(
         body_hash=fetched.body_hash,
         plan=plan,
         window=window,
+        items=analysed.items,
     )
     by_id = {c.article.url: c.article for c in candidates}
     found = []

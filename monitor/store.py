@@ -32,7 +32,9 @@ from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are 
     from_ts,
     insert_alerts,
     insert_article,
+    item_hashes,
     known_rows,
+    save_item_hashes,
     ts,
     update_article,
 )
@@ -272,6 +274,10 @@ class Store:
         candidate's URL; a few batched queries per poll (store_rows.known_rows)."""
         return {url: Known(*row) for url, row in known_rows(self.db.conn, list(articles)).items()}
 
+    def item_hashes(self, source: str) -> dict[str, str]:
+        """Item key -> hash of each feed item of `source` as last processed."""
+        return item_hashes(self.db.conn, source)
+
     def known_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of these GUIDs-or-links are stored already (for the pre-scan fast path)."""
         ids = list(ids)
@@ -321,6 +327,7 @@ class Store:
         body_hash: str | None,
         plan: Callable[..., Sequence[Alert]] | None = None,
         window: float = 72 * 3600.0,
+        items: Sequence[tuple[str, str]] = (),
     ) -> Saved:
         """Store one poll's articles, copies, stories, matches and source state in one transaction.
 
@@ -329,7 +336,8 @@ class Store:
         that is a copy of an article of the last `window` seconds (same URL or GUID from another
         source, same fingerprint, or a similar title + lead) is recorded as a copy and never
         matched again. `plan(article_id, article, match, story)` turns each new match into
-        alerts, queued in the same transaction (the outbox).
+        alerts, queued in the same transaction (the outbox). `items`: (key, hash) of the feed
+        items this poll processed (see item_hashes).
         """
         new_ids: list[int] = []
         edited_ids: list[int] = []
@@ -369,6 +377,7 @@ class Store:
                                 conn, plan, article_id, article, match, now
                             )
                             insert_alerts(conn, planned, now)
+            save_item_hashes(conn, source, items, now)
             self._record_success(
                 conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids)
             )
@@ -432,6 +441,7 @@ class Store:
             for table in ("story_articles", "story_alerts", "story_keys"):
                 conn.execute(f"DELETE FROM {table} WHERE story_id IN ({old})", (hist,))
             conn.execute("DELETE FROM stories WHERE last_seen < ?", (hist,))
+            conn.execute("DELETE FROM item_hashes WHERE seen_at < ?", (cut,))
             kept = (
                 "SELECT article_id FROM story_articles UNION SELECT article_id FROM outbox "
                 "WHERE article_id IS NOT NULL"

@@ -161,3 +161,21 @@ def known_rows(conn: sqlite3.Connection, articles: Sequence[Article]) -> dict[st
         if row is not None:
             found[article.url] = row
     return found
+
+
+def item_hashes(conn: sqlite3.Connection, source: str) -> dict[str, str]:
+    """item key -> hash of the item as last processed, for one source."""
+    rows = conn.execute("SELECT item_key, item_hash FROM item_hashes WHERE source = ?", (source,))
+    return dict(rows.fetchall())
+
+
+def save_item_hashes(
+    conn: sqlite3.Connection, source: str, rows: Sequence[tuple[str, str]], now: datetime
+) -> None:
+    """Record new or changed items' hashes (seen_at = when this content was first processed)."""
+    if rows:
+        conn.executemany(
+            "INSERT OR REPLACE INTO item_hashes (source, item_key, item_hash, seen_at) "
+            "VALUES (?, ?, ?, ?)",
+            [(source, key, digest, ts(now)) for key, digest in rows],
+        )

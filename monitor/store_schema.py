@@ -192,5 +192,22 @@ def _v4_source_health(db: sqlite_utils.Database) -> None:
     db["outbox"].create_index(["created_at"])  # history retention deletes by age
 
 
+def _v5_item_hashes(db: sqlite_utils.Database) -> None:
+    """A hash of each feed item as last processed, per source: an unchanged item in a changed
+    body skips normalizing, matching and story work (pipeline.analyse_items). Pruned by age
+    with the articles (Store.prune)."""
+    db["item_hashes"].create(
+        {"source": str, "item_key": str, "item_hash": str, "seen_at": str},
+        pk=("source", "item_key"),
+    )
+    db["item_hashes"].create_index(["seen_at"])
+
+
 Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[Migration] = [_v1_foundation, _v2_outbox, _v3_stories, _v4_source_health]
+MIGRATIONS: list[Migration] = [
+    _v1_foundation,
+    _v2_outbox,
+    _v3_stories,
+    _v4_source_health,
+    _v5_item_hashes,
+]
