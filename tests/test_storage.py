@@ -76,6 +76,13 @@ def check_whole(database: Path) -> set[int]:
     """integrity_check is ok and every poll is whole; returns the polls present."""
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        if "story_articles" not in tables:  # killed while creating or migrating the file
+            assert (
+                "articles" not in tables
+                or not db.execute("SELECT COUNT(*) FROM articles").fetchone()[0]
+            )
+            return set()
         per_poll: dict[str, Counter] = {}
         queries = {
             "articles": "SELECT guid FROM articles",
