@@ -36,7 +36,7 @@ _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)\
 # RSS item children we understand (None namespace = plain RSS 2.0/0.9x, or RSS 1.0's namespace);
 # any other child in those namespaces might mean something to feedparser: decline.
 _RSS_KNOWN = {"title", "link", "description", "guid", "pubDate", "author", "category", "comments",
-              "enclosure", "source"}  # fmt: skip
+              "enclosure", "source", "image"}  # fmt: skip
 _ATOM_KNOWN = {"title", "link", "id", "summary", "content", "published", "updated", "author",
                "category", "contributor", "rights", "source"}  # fmt: skip
 
@@ -70,6 +70,8 @@ def _text(el: etree._Element) -> str:
     return (el.text or "").strip()
 
 
+# zones both feedparser's rfc822 table and email.utils read with the same offset (EST = -5...)
+_ZONE = re.compile(r"\s(GMT|UT|Z|[+-]\d{4}|[ECMP][SD]T)\s*\Z", re.IGNORECASE)
 _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 
@@ -85,8 +87,11 @@ def _date(value: str) -> datetime:
             dt = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError) as exc:
             raise _Decline from exc
-        if dt.tzinfo is None or not re.search(r"(GMT|UT|Z|[+-]\d{4})\s*\Z", value):
-            raise _Decline  # "-0000", or a zone name feedparser maps its own way
+        zone = _ZONE.search(value)
+        if zone is None:
+            raise _Decline  # a zone name feedparser maps its own way (or not at all)
+        if dt.tzinfo is None and zone.group(1) == "-0000":
+            dt = dt.replace(tzinfo=UTC)  # feedparser's rfc822: "-0000" is +0 hours, +0 minutes
     if dt.tzinfo is None:
         raise _Decline
     dt = dt.astimezone(UTC).replace(microsecond=0)
@@ -104,7 +109,12 @@ def _lang(el: etree._Element, channel_lang: str | None) -> str | None:
 
 
 _MEDIA = "http://search.yahoo.com/mrss/"
-_MEDIA_IGNORED = {"content", "credit", "thumbnail", "group"}
+# media elements feedparser files under media_* keys or tags (mediarss.py), none of which we read;
+# media:title (a title) and media:description (a summary) are not among them
+_MEDIA_IGNORED = {"content", "credit", "thumbnail", "group", "keywords", "player", "rating",
+                  "restriction", "license", "category"}  # fmt: skip
+# dc elements that land in keys we never read: publisher (_end_webmaster), subject (a tag)
+_DC_IGNORED = {"publisher", "subject"}
 # namespaces feedparser has no handler for (their elements change nothing we read)
 _HARMLESS = {"http://purl.org/rss/1.0/modules/slash/", "http://wellformedweb.org/CommentAPI/"}
 
@@ -150,6 +160,10 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
                 raise _Decline
             if name in ("category", "comments", "enclosure", "source"):
                 continue
+            if name == "image":
+                if len(child):
+                    raise _Decline  # its title and link would land in the entry (mixin.pop)
+                continue  # a leaf <image>: feedparser stores entry["image"], nothing we read
             if name == "description":
                 descs.append(_text(child))
                 continue
@@ -163,6 +177,8 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
                 descs.append(_text(child))
             elif name not in _MEDIA_IGNORED and not _inert(child, ns, name):
                 raise _Decline
+        elif ns == _DC and name in _DC_IGNORED:
+            continue
         elif ns == _DC and name in ("creator", "date"):
             if f"dc:{name}" in fields:
                 raise _Decline
@@ -174,8 +190,6 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
                 raise _Decline
         elif ns not in _HARMLESS and not _inert(child, ns, name):
             raise _Decline
-    if "dc:date" in fields and "pubDate" in fields:
-        raise _Decline
     if "author" in fields and "dc:creator" in fields:
         raise _Decline
     if len(descs) > 1 and contents:
@@ -189,8 +203,8 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
     if link is not None:
         link = urljoin(base, link)
     author = fields.get("author") or fields.get("dc:creator") or None
-    if author is not None and ("@" in author or "(" in author):
-        raise _Decline
+    if author is not None and "@" in author:
+        raise _Decline  # "(" alone is fine: with no e-mail, _sync_author_detail leaves the text
     return RawEntry(
         guid=guid,
         link=link,

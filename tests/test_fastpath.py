@@ -88,3 +88,24 @@ def test_fast_path_reads_plain_rss() -> None:
     assert fast == slow
     assert fast.entries[0].link == "http://example.com/a"
     assert fast.entries[0].published is not None and fast.entries[0].published.hour == 9
+
+
+def test_fast_path_reads_what_feedparser_ignores_or_maps_plainly() -> None:
+    """Zones "-0000" and EST, dc:date beside pubDate, media keywords, a leaf <image>, dc:publisher:
+    the fast path serves these now, and must still agree with feedparser."""
+    body = (
+        b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        b'xmlns:media="http://search.yahoo.com/mrss/"><channel><title>T</title>'
+        b"<item><title>A</title><link>http://x/a</link><image>http://x/a.jpg</image>"
+        b"<pubDate>Tue, 05 Mar 2024 10:00:00 -0000</pubDate><dc:date>2024-03-05T11:00:00Z"
+        b"</dc:date><media:keywords>a, b</media:keywords><dc:publisher>P</dc:publisher>"
+        b"<dc:creator>Ann (now)</dc:creator></item><item><title>B</title><link>http://x/b</link>"
+        b"<pubDate>Tue, 05 Mar 2024 10:00:00 EST</pubDate></item></channel></rss>"
+    )
+    fast = fast_parse(body, url="http://x/", charset=None)
+    assert fast is not None
+    assert parse_feed(body, url="http://x/", fast=False) == parse_feed(body, url="http://x/")
+    a, b = fast[2]
+    assert a.published is not None and a.published.hour == 10 and a.updated is not None
+    assert a.author == "Ann (now)"
+    assert b.published is not None and b.published.hour == 15
