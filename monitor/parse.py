@@ -316,13 +316,10 @@ def _item_id(el: etree._Element, base: str) -> str | None:
     return urljoin(base, link) if link else None
 
 
-def scan_ids(body: bytes, *, url: str = "") -> list[str] | None:
-    """Each item's GUID (else link) in document order, or None when unsure.
-
-    None means "run the full parser": lxml could not read the body cleanly, it is hostile, it
-    has no items, or an item has neither id nor link. `url` resolves relative links the way
-    parse_feed does. Namespace-agnostic: RSS 0.9x/1.0/2.0 items and Atom entries.
-    """
+def _scan_root(body: bytes) -> etree._Element | None:
+    """The document read strictly by lxml, or None on any error: lxml may then have dropped
+    items that feedparser's lenient parser would find, and an incomplete list could make a new
+    item look "already known"."""
     if not body or not body.strip():
         return None
     parser = _scan_parser()
@@ -331,9 +328,20 @@ def scan_ids(body: bytes, *, url: str = "") -> list[str] | None:
         root = etree.fromstring(body, parser)
     except (ParseError, etree.LxmlError, ValueError):
         return None
-    # Any error means lxml may have dropped items that feedparser's lenient parser would find:
-    # an incomplete list could make a new item look "already known".
     if root is None or len(parser.error_log):
+        return None
+    return root
+
+
+def scan_ids(body: bytes, *, url: str = "") -> list[str] | None:
+    """Each item's GUID (else link) in document order, or None when unsure.
+
+    None means "run the full parser": lxml could not read the body cleanly, it is hostile, it
+    has no items, or an item has neither id nor link. `url` resolves relative links the way
+    parse_feed does. Namespace-agnostic: RSS 0.9x/1.0/2.0 items and Atom entries.
+    """
+    root = _scan_root(body)
+    if root is None:
         return None
     ids: list[str] = []
     for el in root.iter("{*}item", "{*}entry"):
@@ -351,15 +359,8 @@ def scan_items(body: bytes, *, url: str = "", context: str = "") -> list[tuple[s
     declared language (which parse_feed applies to items) and `context` (URL, source settings),
     so an item whose hash is unchanged would normalize to the same article as last time.
     """
-    if not body or not body.strip():
-        return None
-    parser = _scan_parser()
-    try:
-        body, _ = _prepare(body, None)
-        root = etree.fromstring(body, parser)
-    except (ParseError, etree.LxmlError, ValueError):
-        return None
-    if root is None or len(parser.error_log):
+    root = _scan_root(body)
+    if root is None:
         return None
     langs = [root.get("{http://www.w3.org/XML/1998/namespace}lang") or ""]
     for el in (root, *root.iterfind("{*}channel")):

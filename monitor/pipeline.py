@@ -151,7 +151,8 @@ async def poll_source(
         return _failed(store, source, state.consecutive_errors, str(exc), now, exc.retry_after)
 
     next_poll = schedule.after_success(source.interval, now, jitter=jitter())
-    if fetched.not_modified or fetched.body_hash == state.body_hash:
+
+    def unchanged() -> None:
         store.record_unchanged(
             source.name,
             now,
@@ -161,6 +162,9 @@ async def poll_source(
             last_modified=fetched.last_modified,
             body_hash=fetched.body_hash,
         )
+
+    if fetched.not_modified or fetched.body_hash == state.body_hash:
+        unchanged()
         return PollResult(source.name, "not_modified" if fetched.not_modified else "unchanged")
 
     seen = store.item_hashes(source.name) if source.kind != "html" else {}
@@ -177,15 +181,7 @@ async def poll_source(
     except ParseError as exc:
         return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
     if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
-        store.record_unchanged(
-            source.name,
-            now,
-            next_poll,
-            url=source.url,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            body_hash=fetched.body_hash,
-        )
+        unchanged()
         return PollResult(source.name, "unchanged")
 
     articles = analysed.articles
