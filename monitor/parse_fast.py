@@ -36,7 +36,7 @@ _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)\
 # RSS item children we understand (None namespace = plain RSS 2.0/0.9x, or RSS 1.0's namespace);
 # any other child in those namespaces might mean something to feedparser: decline.
 _RSS_KNOWN = {"title", "link", "description", "guid", "pubDate", "author", "category", "comments",
-              "enclosure", "source", "image"}  # fmt: skip
+              "enclosure", "source", "image", "modified", "subtitle"}  # fmt: skip
 _ATOM_KNOWN = {"title", "link", "id", "summary", "content", "published", "updated", "author",
                "category", "contributor", "rights", "source"}  # fmt: skip
 
@@ -121,6 +121,19 @@ _HARMLESS = {"http://purl.org/rss/1.0/modules/slash/", "http://wellformedweb.org
 
 _FP_PREFIX = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
 _FP_PREFIXES = set(_FP_PREFIX.values())
+_RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
+_RSS_PLAIN = {"", _RSS1, _RSS090, "http://blogs.law.harvard.edu/tech/rss"}
+
+
+def _plain_ns(child: etree._Element, ns: str) -> bool:
+    """True when feedparser reads this element under its bare name, as plain RSS: no namespace,
+    one it maps to "" (RSS 1.0/0.90, userland, harvard), or an unknown default namespace (the
+    strict parser then has no prefix to give it: `<rss xmlns="https://cyber.harvard.edu/...">`)."""
+    if ns in _RSS_PLAIN or "backend.userland.com/rss" in ns.lower():
+        return True
+    if ns.lower() in _FP_PREFIX or child.prefix is not None:
+        return False
+    return ns not in {uri for prefix, uri in child.nsmap.items() if prefix}  # no prefixed alias
 
 
 def _inert(child: etree._Element, ns: str, name: str) -> bool:
@@ -153,17 +166,19 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
         if not isinstance(tag, str):
             continue
         ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
-        if ns in ("", _RSS1):
+        if _plain_ns(child, ns):
             if name not in _RSS_KNOWN:
-                if _inert(child, ns, name):
+                if _inert(child, "", name):
                     continue
                 raise _Decline
             if name in ("category", "comments", "enclosure", "source"):
                 continue
-            if name == "image":
+            if name == "modified":
+                name = "dc:date"  # feedparser: _start_modified is _start_updated, as dc:date is
+            if name in ("image", "subtitle"):
                 if len(child):
                     raise _Decline  # its title and link would land in the entry (mixin.pop)
-                continue  # a leaf <image>: feedparser stores entry["image"], nothing we read
+                continue  # a leaf: feedparser stores entry["image"] / ["subtitle"], never read
             if name == "description":
                 descs.append(_text(child))
                 continue
@@ -172,8 +187,10 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
             fields[name] = _text(child)
             if name == "guid":
                 guid_is_link = child.get("isPermaLink", "true") == "true"
-        elif ns == _MEDIA:
-            if name == "description":
+        elif ns == _MEDIA or (name == "summary" and _FP_PREFIX.get(ns.lower()) == "itunes"):
+            # itunes:summary is feedparser's _start_summary: like a description, the first of
+            # them is the summary and a second one the content (text/plain is not sanitized)
+            if name == "description" or ns != _MEDIA:
                 descs.append(_text(child))
             elif name not in _MEDIA_IGNORED and not _inert(child, ns, name):
                 raise _Decline
@@ -299,19 +316,24 @@ def _read(root: etree._Element, url: str) -> tuple[str, str | None, tuple[RawEnt
         title = _text(title_el) if title_el is not None else ""
         items = root.findall(f"{{{_ATOM}}}entry")
         return title, lang, tuple(_atom_entry(e, url, lang) for e in items)
-    if tag == "rss":
-        channel = root.find("channel")
+    uri, _, local = tag[1:].partition("}") if tag[:1] == "{" else ("", "", tag)
+    if local == "rss" and _plain_ns(root, uri):
+        ns = f"{{{uri}}}" if uri else ""
+        channel = root.find(f"{ns}channel")
         if channel is None or len(root) != 1:
             return None
-        items = channel.findall("item")
-        ns = ""
+        items = channel.findall(f"{ns}item")
+        tag = "rss"
     elif tag == f"{{{_RDF}}}RDF":
-        channel = root.find(f"{{{_RSS1}}}channel")
-        ns = f"{{{_RSS1}}}"
-        if channel is None:
-            channel, ns = root.find("channel"), ""  # RSS 0.90 uses its own namespace: decline
-            if channel is None:
-                return None
+        for uri in (_RSS1, _RSS090, ""):
+            ns = f"{{{uri}}}" if uri else ""
+            channel = root.find(f"{ns}channel")
+            if channel is not None:
+                break
+        else:
+            return None
+        if not uri:
+            return None  # an RDF root with un-namespaced RSS: feedparser's business
         items = root.findall(f"{ns}item")
     else:
         return None

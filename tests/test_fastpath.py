@@ -109,3 +109,41 @@ def test_fast_path_reads_what_feedparser_ignores_or_maps_plainly() -> None:
     assert a.published is not None and a.published.hour == 10 and a.updated is not None
     assert a.author == "Ann (now)"
     assert b.published is not None and b.published.hour == 15
+
+
+def _same_both_ways(body: bytes) -> None:
+    """The fast path serves `body` and gives exactly feedparser's entries."""
+    assert fast_parse(body, url="http://x/", charset=None) is not None
+    assert parse_feed(body, url="http://x/") == parse_feed(body, url="http://x/", fast=False)
+
+
+def test_fast_path_reads_namespaced_rss_roots_and_rss_090() -> None:
+    """userland/harvard RSS namespaces and an unknown default one (suspilne's
+    cyber.harvard.edu) are plain RSS 2.0 to feedparser; RSS 0.90 (heise) is RDF with its own."""
+    item = b"<item><title>A</title><link>http://x/a</link><description>d</description></item>"
+    for uri in (b"http://backend.userland.com/rss2", b"https://cyber.harvard.edu/rss/rss.html"):
+        _same_both_ways(b'<rss xmlns="' + uri + b'" version="2.0"><channel><title>T</title>'
+                        + item + b"</channel></rss>")  # fmt: skip
+    _same_both_ways(
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        b'xmlns="http://my.netscape.com/rdf/simple/0.9/"><channel><title>T</title></channel>'
+        + item
+        + b"</rdf:RDF>"
+    )
+
+
+def test_fast_path_reads_itunes_summary_modified_and_subtitle() -> None:
+    """itunes:summary is a summary (first one wins, a second becomes the content), <modified>
+    is the updated date, an item <subtitle> is stored where nothing reads it."""
+    head = b'<rss version="2.0" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>'
+    body = head + (
+        b"<title>T</title><item><title>A</title><link>http://x/a</link><subtitle>s</subtitle>"
+        b"<itunes:summary>plain lead</itunes:summary><description>&lt;p&gt;html&lt;/p&gt;"
+        b"</description><modified>2024-03-05T11:00:00Z</modified></item>"
+        b"<item><title>B</title><link>http://x/b</link><itunes:summary>only</itunes:summary>"
+        b"</item></channel></rss>"
+    )
+    _same_both_ways(body)
+    a, b = parse_feed(body, url="http://x/").entries
+    assert (a.summary_html, a.content_html, b.summary_html) == ("plain lead", "<p>html</p>", "only")
+    assert a.updated is not None and a.updated.hour == 11
