@@ -391,13 +391,8 @@ def without_items(
     parse the whole body, as parse_feed decodes it)."""
     if not _encoding_ok(body, charset):
         return None
-    parser = _scan_parser()
-    try:
-        body, _ = _prepare(body, None)
-        root = etree.fromstring(body, parser)
-    except (ParseError, etree.LxmlError, ValueError):
-        return None
-    if root is None or len(parser.error_log):
+    root = _scan_root(body)
+    if root is None:
         return None
     for el in list(root.iter("{*}item", "{*}entry")):
         parent = el.getparent()
