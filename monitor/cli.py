@@ -27,7 +27,7 @@ from monitor.errors import (
 )
 from monitor.fetch import Fetcher
 from monitor.models import Message, Source
-from monitor.pipeline import PollResult, analyse, document
+from monitor.pipeline import PollResult, analyse
 from monitor.rules import Document, RuleSet, parse_query
 from monitor.store import Store
 from monitor.store_outbox import Outbox
@@ -234,7 +234,7 @@ def test_rule(
         articles = asyncio.run(_fetch_articles(ctx, url))
         shown = 0
         for article in articles:
-            for hit in ruleset.match(document(article)):
+            for hit in ruleset.match(Document.from_article(article)):
                 shown += 1
                 click.echo(report.format_match(article, hit, ctx.config.settings.timezone))
         click.echo(f"{shown} of {len(articles)} items match", err=True)
@@ -243,7 +243,7 @@ def test_rule(
         shown = total = 0
         for _id, article in store.articles():
             total += 1
-            for hit in ruleset.match(document(article)):
+            for hit in ruleset.match(Document.from_article(article)):
                 shown += 1
                 if shown <= limit:
                     click.echo(report.format_match(article, hit, ctx.config.settings.timezone))

@@ -47,16 +47,6 @@ class PollResult:
     error: str | None = None
 
 
-def document(article: Article) -> Document:
-    """What the rules see of an article: title, and summary plus body text."""
-    body = (
-        article.summary if article.text == article.summary else f"{article.summary}\n{article.text}"
-    )
-    return Document(
-        title=article.title, text=body, source=article.source, language=article.language
-    )
-
-
 def analyse(
     body: bytes, source: Source, *, url: str, charset: str | None, now: datetime
 ) -> list[Article]:
@@ -206,7 +196,7 @@ async def poll_source(
             and seen.fingerprint == article.fingerprint
         ):
             continue  # nothing new about it
-        candidates.append(_candidate(article, tuple(rules.match(document(article)))))
+        candidates.append(_candidate(article, tuple(rules.match(Document.from_article(article)))))
     saved = store.save_poll(
         source.name,
         candidates,

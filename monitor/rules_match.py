@@ -37,7 +37,10 @@ class Document:
 
     @classmethod
     def from_article(cls, article: Article) -> Document:
-        text = f"{article.summary}\n{article.text}" if article.text else article.summary
+        """What the rules see of an article: the title, and the summary plus the body (once,
+        when the body is only the summary again)."""
+        summary, body = article.summary, article.text
+        text = summary if not body or body == summary else f"{summary}\n{body}"
         return cls(article.title, text, article.source, article.language)
 
 

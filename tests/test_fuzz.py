@@ -21,8 +21,7 @@ from monitor.errors import ParseError
 from monitor.models import Match, Rule, Source
 from monitor.normalize import to_article
 from monitor.parse import parse_feed
-from monitor.pipeline import document
-from monitor.rules import RuleSet
+from monitor.rules import Document, RuleSet
 from tests.test_hostile import assert_inert
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
@@ -164,7 +163,7 @@ def check(body: bytes, charset: str | None) -> None:
             continue
         TALLY.articles += 1
         assert article.url.startswith(("http://", "https://"))
-        matches = RULES.match(document(article))
+        matches = RULES.match(Document.from_article(article))
         forced = Match("fuzz", tuple(article.title.split()[:3]) or ("news",))
         for match in [*matches, forced]:
             message = render_alert(
