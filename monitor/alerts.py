@@ -33,9 +33,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from monitor.dedupe import StoryContext, story_alert
 from monitor.excerpt import excerpt, find_terms  # noqa: F401 - re-exported
 from monitor.models import Alert, Article, Match, Message, Rule
+from monitor.stories.developments import StoryContext, development, story_alert
 
 TITLE_CHARS = 150
 DIGEST_CAP = 50
@@ -223,28 +223,30 @@ def render_alert(
     timezone: str,
     also_reported_by: Sequence[str] = (),
     excerpt_chars: int = 280,
-    follow_up: bool = False,
+    follow_up: str | bool = False,
 ) -> Message:
-    """One alert in plain text, Markdown and HTML, all saying the same things."""
+    """One alert in plain text, Markdown and HTML, all saying the same things. A follow-up
+    of a story starts with one line saying what is new (`follow_up`)."""
     it = _Item.of(article, match, source_title, timezone)
     body = _clean(article.text) or _clean(article.summary)
     snippet, spans = excerpt(body, match.terms, chars=excerpt_chars)
     others = _names(also_reported_by)
     rule_name = _clean(rule.name)
+    news = FOLLOW_UP + (f" ({_clean(follow_up)})" if isinstance(follow_up, str) else "")
 
-    text = [FOLLOW_UP, ""] if follow_up else []
+    text = [news, ""] if follow_up else []
     text += [it.headline, f"{it.outlet} · {it.when}"] + ([it.url] if it.url else [])
     text += ["", snippet] if snippet else []
     text += ["", f"Rule: {rule_name} · Matched: {it.terms}"]
     text += [f"Also reported by: {others}"] if others else []
 
-    md = [f"_{FOLLOW_UP}_", ""] if follow_up else []
+    md = [f"_{_md(news)}_", ""] if follow_up else []
     md += [it.md_head(), "", f"{_md(it.outlet)} · {_md(it.when)}", ""]
     md += [_md_marked(snippet, spans), ""] if snippet else []
     md += [f"Rule: {_md(rule_name)} · Matched: {_md(it.terms)}"]
     md += ["", f"Also reported by: {_md(others)}"] if others else []
 
-    hl = [f"<p><i>{FOLLOW_UP}</i></p>"] if follow_up else []
+    hl = [f"<p><i>{_h(news)}</i></p>"] if follow_up else []
     hl += [f"<p><b>{it.html_head()}</b><br>{_h(it.outlet)} · {_h(it.when)}</p>"]
     hl += [f"<p>{_html_marked(snippet, spans)}</p>"] if snippet else []
     hl += [f"<p>Rule: {_h(rule_name)} · Matched: {_h(it.terms)}</p>"]
@@ -416,13 +418,14 @@ def plan_alerts(
     (unless the rule is urgent) hold them until the quiet hours end.
     """
     story_id: int | None = None
-    follow_up = False
+    follow_up: str | bool = False
     subject = article_subject(article_id)
     if story is not None and rule.alert == "story":
         n = story_alert(story, article_id, cooldown=rule.cooldown, now=now)
         if n is None:
             return []
-        story_id, follow_up = story.story_id, n > 0
+        story_id = story.story_id
+        follow_up = (development(story) or True) if n > 0 else False
         subject = story_subject(story.story_id, n or None)
     message = render_alert(
         article,

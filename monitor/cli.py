@@ -31,6 +31,7 @@ from monitor.pipeline import PollResult, analyse
 from monitor.rules import Document, RuleSet, parse_query
 from monitor.store import Store
 from monitor.store_outbox import Outbox
+from monitor.stories.lexicon import load_lexicon
 
 
 def utcnow() -> datetime:
@@ -91,6 +92,12 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
 def check(ctx: Context) -> None:
     """Validate the config; exit 0, or 2 with every problem as FILE:LINE: messages."""
     cfg = ctx.config
+    try:
+        load_lexicon(cfg.settings.lexicon)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(cfg.mask(problem), err=True)
+        raise SystemExit(2) from None
     click.echo(f"{cfg.path}: OK")
     click.echo(
         f"  {len(cfg.sources)} sources, {len(cfg.rules)} rules, {len(cfg.channels)} channels"
@@ -290,24 +297,20 @@ def search(ctx: Context, query: str, limit: int) -> None:
 @click.option("--limit", default=20, show_default=True)
 @pass_ctx
 def stories(ctx: Context, story_id: int | None, limit: int) -> None:
-    """Recent stories (id, first seen, size, outlets, headline), or one story's timeline."""
+    """Recent stories (id, first seen, size, languages, outlets, alerts, headline), or one
+    story's timeline: its articles and copies, which of them alerted, and why."""
     tz = ctx.config.settings.timezone
     with ctx.store() as store:
         if story_id is None:
             for s in store.recent_stories(limit):
-                outlets = ", ".join(s.outlets)
-                when = report.local_time(s.first_seen, tz)
-                click.echo(f"#{s.id}  {when}  {s.size} article(s)  [{outlets}]  {s.headline}")
+                click.echo(report.story_line(s, tz))
             return
         entries = store.story_timeline(story_id)
     if not entries:
         click.echo(f"no story #{story_id}", err=True)
         raise SystemExit(1)
     for e in entries:
-        kind = f"copy of #{e.copy_of}" if e.copy_of else f"#{e.article_id}"
-        click.echo(f"{report.local_time(e.at, tz)}  {e.source}  {kind}  {e.title}\n    {e.url}")
-        if e.fresh:
-            click.echo(f"    new: {', '.join(f.split(':', 1)[1] for f in e.fresh[:12])}")
+        click.echo(report.timeline_entry(e, tz))
 
 
 @cli.command()

@@ -73,6 +73,7 @@ class Settings:
     max_attempts: int = 8
     failing_after: float = 6 * 3600.0  # a source failing this long since its last success is down
     health_channel: str | None = None  # where "source down" / "recovered" alerts go
+    lexicon: tuple[Path, ...] = ()  # the user's lexicon files, added to the shipped one
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class MonitorTable(_Table):
     max_attempts: Annotated[int, Field(ge=1)] = 8
     failing_after: Duration = 6 * 3600.0
     health_channel: Name | None = None
+    lexicon: list[str] = []
 
 
 class SourceTable(_Table):
@@ -360,7 +362,7 @@ class _Builder:
             if key not in _TOP:
                 self.problem((key,), f"unknown table or key{_suggest(key, _TOP)}")
         monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",))
-        settings = _settings(monitor or MonitorTable())
+        settings = _settings(monitor or MonitorTable(), self.path.parent)
         channels = self.channels(data.get("channels", {}))
         self.cross_check_monitor(monitor, channels)
         sources = self.sources(self.entries(data, "sources"), settings)
@@ -388,6 +390,9 @@ class _Builder:
             hint = _suggest(name, channels, '; did you mean "{}"?')
             what = f'channel "{name}" is not defined in [channels]{hint}'
             self.problem(("monitor", "health_channel"), what)
+        for i, path in enumerate(_settings(monitor, self.path.parent).lexicon):
+            if not path.is_file():
+                self.problem(("monitor", "lexicon", i), f"no such file: {path}")
         if monitor.history_retention < monitor.retention:
             what = "must be at least `retention` (stories and alerts outlive article bodies)"
             self.problem(("monitor", "history_retention"), what)
@@ -471,7 +476,9 @@ class _Builder:
         return tuple(out)
 
 
-def _settings(table: MonitorTable) -> Settings:
+def _settings(table: MonitorTable, folder: Path = Path()) -> Settings:
     fields = table.model_dump()
     fields["database"] = Path(table.database).expanduser()
+    # lexicon files sit beside the config: relative paths are relative to its folder
+    fields["lexicon"] = tuple(folder / Path(p).expanduser() for p in table.lexicon)
     return Settings(**fields)

@@ -25,7 +25,6 @@ from apscheduler.triggers.cron import CronTrigger
 
 from monitor import alerts, logs, source_health, store_health
 from monitor import config as config_mod
-from monitor.dedupe import StoryContext
 from monitor.delivery import DeliveryPolicy, DrainResult, drain_outbox
 from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.fetch import Fetcher
@@ -37,6 +36,8 @@ from monitor.process import LooseThreads, alone, lock_database
 from monitor.rules import RuleSet
 from monitor.store import Store
 from monitor.store_outbox import Outbox, Pending, release_leases
+from monitor.stories.developments import StoryContext
+from monitor.stories.lexicon import load_lexicon
 
 log = logs.get_logger("monitor.daemon")
 
@@ -69,6 +70,7 @@ class Monitor:
         self._lock = lock_database(config.settings.database)
         self.outbox = Outbox(self.store)
         self.ruleset = RuleSet((r.name, r.query) for r in config.rules if r.enabled)
+        self.lexicon = load_lexicon(config.settings.lexicon)
         self.fetcher = self._make_fetcher(config)
         self.inflight: dict[str, asyncio.Task] = {}
         self._drain_lock = asyncio.Lock()
@@ -171,6 +173,7 @@ class Monitor:
                     now=started,
                     plan=self.plan,
                     window=self.config.settings.story_window,
+                    lexicon=self.lexicon,
                 )
         except TimeoutError:
             result = self._poll_failed(source, started, "poll cancelled at its deadline")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -147,3 +148,35 @@ class Delivery:
 
     ok: bool
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """An article already in the store, as much as the pipeline needs to classify a new copy."""
+
+    id: int
+    source: str
+    title: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An article the pipeline wants stored, with the rules it matched, its title + lead sketch
+    (for copies) and its weighted terms (for story grouping and the window's word counts)."""
+
+    article: Article
+    matches: tuple[Match, ...] = ()
+    sketch: tuple[int, ...] = ()
+    terms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """What one committed poll changed: new and edited article ids, new match rows, and the
+    items recognised as copies of stored articles (copy's URL, original's id)."""
+
+    new_ids: tuple[int, ...]
+    edited_ids: tuple[int, ...]
+    new_matches: tuple[tuple[int, Match], ...]
+    copies: tuple[tuple[str, int], ...] = ()

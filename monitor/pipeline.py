@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from monitor import dedupe, schedule
+from monitor import schedule
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import Fetcher
 from monitor.fulltext import enrich
-from monitor.models import Alert, Article, Match, Source
+from monitor.models import Alert, Article, Candidate, Match, Source
 from monitor.normalize import to_article
 from monitor.pages import parse_listing
 from monitor.parse import parse_feed, scan_items, without_items
 from monitor.rules import Document, RuleSet
-from monitor.store import Candidate, Store
+from monitor.store import Store
+from monitor.stories import copies, terms
+from monitor.stories.lexicon import Lexicon, default_lexicon
 
 Outcome = Literal["new", "unchanged", "not_modified", "error"]
 
@@ -121,13 +123,15 @@ async def poll_source(
     jitter: Callable[[], float] = random.random,
     plan: Callable[..., Sequence[Alert]] | None = None,
     window: float = 72 * 3600.0,
+    lexicon: Lexicon | None = None,
 ) -> PollResult:
     """Poll one source once. Every outcome, failures included, is recorded in the store.
 
     `plan(article_id, article, match, story)` turns each new match into outbox rows, written in
     the poll's own transaction. `window` (seconds) bounds copy detection and story grouping.
     Between reading what is known and saving there is no `await`, so within one event loop
-    the decisions cannot race.
+    the decisions cannot race. `lexicon` (default: the shipped one) joins words of several
+    languages for story grouping.
     """
     state = store.source_state(source.name)
     try:
@@ -196,7 +200,8 @@ async def poll_source(
             and seen.fingerprint == article.fingerprint
         ):
             continue  # nothing new about it
-        candidates.append(_candidate(article, tuple(rules.match(Document.from_article(article)))))
+        matches = tuple(rules.match(Document.from_article(article)))
+        candidates.append(_candidate(article, matches, lexicon or default_lexicon()))
     saved = store.save_poll(
         source.name,
         candidates,
@@ -220,14 +225,17 @@ async def poll_source(
     return PollResult(source.name, outcome, len(saved.new_ids), len(saved.edited_ids), tuple(found))
 
 
-def _candidate(article: Article, matches: tuple[Match, ...]) -> Candidate:
-    """Every article gets its title + lead sketch (one cheap hash per word pair, filed for the
-    window); story facts, like the similarity lookup in the store, only where a rule matched."""
-    sketch = dedupe.sketch(dedupe.lead(article.title, article.summary, article.text))
-    if not matches:
-        return Candidate(article, matches, sketch=sketch)
-    facts = dedupe.facts(article.title, article.summary or article.text)
-    return Candidate(article, matches, sketch=sketch, facts=facts)
+def _candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -> Candidate:
+    """Every article gets its title + lead sketch (for copies) and its weighted terms: all
+    articles count in the window's word frequencies, though only matched ones join stories."""
+    lead = terms.lead_text(article.summary, article.text)
+    return Candidate(
+        article,
+        matches,
+        sketch=copies.sketch(copies.lead(article.title, article.summary, article.text),
+                             article.language),
+        terms=terms.article_terms(article.title, lead, article.language, lexicon),
+    )  # fmt: skip
 
 
 def _failed(

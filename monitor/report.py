@@ -136,3 +136,29 @@ def alerts_table(rows: Sequence[dict], timezone: str) -> str:
         if row["last_error"] and row["status"] != "sent":
             lines.append(f"       last error: {row['last_error']}")
     return "\n".join(lines)
+
+
+def story_line(story, timezone: str) -> str:
+    """One line of `news-monitor stories` (a store_story_views.StoryRow)."""
+    languages = "+".join(story.languages) or "?"
+    alerts = f"{story.alerts} alert" + ("" if story.alerts == 1 else "s")
+    return (
+        f"#{story.id}  {local_time(story.first_seen, timezone)}  {story.size} article(s)  "
+        f"{languages}  {alerts}  [{', '.join(story.outlets)}]  {story.headline}"
+    )
+
+
+def timeline_entry(entry, timezone: str) -> str:
+    """One article (or copy) of `news-monitor stories ID` (a store_story_views.TimelineEntry):
+    whether it alerted and why, and the facts it added."""
+    kind = f"copy of #{entry.copy_of}" if entry.copy_of else f"#{entry.article_id}"
+    language = f" ({entry.language})" if entry.language else ""
+    lines = [
+        f"{local_time(entry.at, timezone)}  {entry.source}{language}  {kind}  {entry.title}",
+        f"    {entry.url}",
+    ]
+    lines += [f"    ALERTED {why}" for why in entry.alerted]
+    if entry.fresh:
+        shown = ", ".join(f[1:] for f in entry.fresh[:12])
+        lines.append(f"    added: {shown}")
+    return "\n".join(lines)

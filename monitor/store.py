@@ -15,16 +15,25 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 
+from monitor import store_copies as copies
 from monitor import store_stories as stories
-from monitor.dedupe import StoryContext
+from monitor import store_story_views as story_views
 from monitor.errors import StorageError
-from monitor.models import Alert, Article, Match, Source, SourceState
+from monitor.models import (
+    Alert,
+    Article,
+    Candidate,
+    Known,
+    Match,
+    Saved,
+    Source,
+    SourceState,
+)
 from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are re-exported
     _ARTICLE_COLUMNS,
     _ARTICLE_COLUMNS_A,
@@ -39,37 +48,7 @@ from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are 
     update_article,
 )
 from monitor.store_schema import MIGRATIONS
-
-
-@dataclass(frozen=True, slots=True)
-class Known:
-    """An article already in the store, as much as the pipeline needs to classify a new copy."""
-
-    id: int
-    source: str
-    title: str
-    fingerprint: str
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """An article the pipeline wants stored, with the rules it matched."""
-
-    article: Article
-    matches: tuple[Match, ...] = ()
-    sketch: tuple[int, ...] = ()  # dedupe.sketch of title + lead (only for matching articles)
-    facts: frozenset[str] = frozenset()  # dedupe.facts (only for matching articles)
-
-
-@dataclass(frozen=True, slots=True)
-class Saved:
-    """What one committed poll changed: new and edited article ids, new match rows, and the
-    items recognised as copies of stored articles (copy's URL, original's id)."""
-
-    new_ids: tuple[int, ...]
-    edited_ids: tuple[int, ...]
-    new_matches: tuple[tuple[int, Match], ...]
-    copies: tuple[tuple[str, int], ...] = ()
+from monitor.stories.developments import StoryContext
 
 
 class Store:
@@ -342,22 +321,27 @@ class Store:
         new_ids: list[int] = []
         edited_ids: list[int] = []
         new_matches: list[tuple[int, Match]] = []
-        copies: list[tuple[str, int]] = []
+        copied: list[tuple[str, int]] = []
         since = now - timedelta(seconds=window)
         with self.immediate() as conn:
+            copies.prune_window(conn, since)
             stories.prune_window(conn, since)
             for candidate in candidates:
                 article = candidate.article
                 known = self._find(conn, article)
-                original = stories.check_copy(conn, candidate, known, now, since)
+                original = copies.check_copy(conn, candidate, known, now, since)
                 if original is not None:
                     if original > 0:
-                        copies.append((article.url, original))
+                        copied.append((article.url, original))
                     continue
                 if known is None:
                     article_id = insert_article(conn, article)
                     new_ids.append(article_id)
-                    stories.place(conn, article_id, candidate, now, since)
+                    if candidate.sketch:
+                        copies.file_signature(conn, article_id, candidate.sketch, now)
+                    # every new article counts in the window's word frequencies
+                    stories.count_terms(conn, [candidate.terms] if candidate.terms else [], now)
+                    stories.place_story(conn, article_id, candidate, now, since)
                 else:
                     article_id = known.id
                     if known.fingerprint != article.fingerprint or known.title != article.title:
@@ -381,17 +365,17 @@ class Store:
             self._record_success(
                 conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids)
             )
-        return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches), tuple(copies))
+        return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches), tuple(copied))
 
     def story_context(self, article_id: int, rule: str) -> StoryContext | None:
         """A stored article's story as alert planning sees it (for replays and tools)."""
         return stories.story_context(self.db.conn, article_id, rule)
 
-    def recent_stories(self, limit: int = 20) -> list[stories.StoryRow]:
-        return stories.recent_stories(self.db.conn, limit)
+    def recent_stories(self, limit: int = 20) -> list[story_views.StoryRow]:
+        return story_views.recent_stories(self.db.conn, limit)
 
-    def story_timeline(self, story_id: int) -> list[stories.TimelineEntry]:
-        return stories.timeline(self.db.conn, story_id)
+    def story_timeline(self, story_id: int) -> list[story_views.TimelineEntry]:
+        return story_views.timeline(self.db.conn, story_id)
 
     def article(self, article_id: int) -> Article | None:
         row = self.db.execute(
@@ -438,7 +422,7 @@ class Store:
             conn.execute(f"DELETE FROM attempts WHERE outbox_id IN ({done})", (hist,))
             conn.execute("DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (hist,))
             old = "SELECT id FROM stories WHERE last_seen < ?"
-            for table in ("story_articles", "story_alerts", "story_keys"):
+            for table in ("story_articles", "story_alerts", "story_index"):
                 conn.execute(f"DELETE FROM {table} WHERE story_id IN ({old})", (hist,))
             conn.execute("DELETE FROM stories WHERE last_seen < ?", (hist,))
             conn.execute("DELETE FROM item_hashes WHERE seen_at < ?", (cut,))

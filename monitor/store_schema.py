@@ -123,9 +123,9 @@ def _v2_outbox(db: sqlite_utils.Database) -> None:
 
 
 def _v3_stories(db: sqlite_utils.Database) -> None:
-    """Copies, similarity sketches and stories (see monitor/dedupe.py and store_stories.py).
+    """Copies, similarity sketches and stories (see monitor/stories/ and store_stories.py).
 
-    `signatures`, `sig_keys` and `story_keys` hold the dedupe window only (pruned as it moves);
+    `signatures`, `sig_keys` and `story_keys` hold the window only (pruned as it moves);
     `copies`, `stories`, `story_articles` and `story_alerts` are history.
     """
     db["signatures"].create({"article_id": int, "at": str, "sig": bytes}, pk="article_id")
@@ -203,6 +203,32 @@ def _v5_item_hashes(db: sqlite_utils.Database) -> None:
     db["item_hashes"].create_index(["seen_at"])
 
 
+def _v6_story_terms(db: sqlite_utils.Database) -> None:
+    """Stories by text similarity (monitor/stories/grouping.py, store_stories.py).
+
+    Each grouped article keeps its weighted terms, language and join score while it is in the
+    window; `term_df` and `window_docs` count the window's articles per term and 6-hour bucket
+    (document frequency); `story_index` files each grouped article's heaviest terms under its
+    story. The fact-based `story_keys` of version 3 go; `story_alerts` says why each alert went.
+    """
+    for column in ("terms", "language"):
+        db["story_articles"].add_column(column, str)
+    db["story_articles"].add_column("score", float)
+    db["story_articles"].create_index(["at"])
+    db["story_alerts"].add_column("reason", str)
+    db.execute(
+        "CREATE TABLE term_df (term TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
+        "PRIMARY KEY (term, bucket)) WITHOUT ROWID"
+    )
+    db.execute("CREATE INDEX term_df_bucket ON term_df (bucket)")
+    db.execute("CREATE TABLE window_docs (bucket INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+    db["story_index"].create({"term": str, "story_id": int, "at": str})
+    db["story_index"].create_index(["term", "at"])
+    db["story_index"].create_index(["story_id"])
+    db["story_index"].create_index(["at"])
+    db["story_keys"].drop()
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
@@ -210,4 +236,5 @@ MIGRATIONS: list[Migration] = [
     _v3_stories,
     _v4_source_health,
     _v5_item_hashes,
+    _v6_story_terms,
 ]

@@ -1,137 +1,243 @@
-"""SQL for copies, similarity sketches and stories; called by store.py inside its transactions.
+"""SQL for stories; called by store.py inside its transactions.
 
-The decisions (is it a copy, which story, is it new) are dedupe.py's; this module only reads the
-window's candidates and writes the outcome. Window tables (`signatures`, `sig_keys`, `story_keys`)
-are pruned as the window moves, so lookups stay indexed and bounded however long the history.
+The decisions (which story, is it news) are monitor/stories' pure functions; this module reads
+what they need from the window and writes the outcome. Window tables stay small and indexed:
+
+- `term_df` / `window_docs`: how many articles of each `BUCKET` (6 h) contained a term, and how
+  many articles there were, so document frequency over the window is a sum of at most
+  window / BUCKET rows per term, however long the history;
+- `story_index`: each grouped article's heaviest terms -> its story, for candidate lookup;
+- `story_articles`: each grouped article's terms, language and join score (its story's members).
+
+All of it is pruned as the window moves; `stories`, `story_articles` and `story_alerts` stay as
+history until `history_retention`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from array import array
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
-from monitor import dedupe
-from monitor.models import Alert, Article, Match
+from monitor.models import Alert, Article, Candidate, Match
 from monitor.store_rows import from_ts, ts
+from monitor.stories import developments, grouping
+from monitor.stories.terms import is_fact
 
-if TYPE_CHECKING:
-    from monitor.store import Candidate, Known
-
+BUCKET = timedelta(hours=6)  # granularity of the window's document frequencies
+CANDIDATES = 30  # stories compared with each article, the most term-sharing first
+FACTS_CAP = 400  # facts a story remembers (the rarest kept)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _pack(sig: Sequence[int]) -> bytes:
-    return array("q", sig).tobytes()
+def _bucket(at: datetime) -> int:
+    return int((at - _EPOCH) / BUCKET)
 
 
-def _unpack(blob: bytes) -> tuple[int, ...]:
-    out = array("q")
-    out.frombytes(blob)
-    return tuple(out)
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
 
 
-# --- copies -----------------------------------------------------------------------------------
+# --- the window's document frequencies ---------------------------------------------------------
 
 
-def find_copy(
-    conn: sqlite3.Connection, article: Article, sig: Sequence[int], since: datetime
-) -> tuple[int, str, float] | None:
-    """(original id, tier, similarity) when `article` is a copy of one first seen since `since`."""
-    if article.fingerprint:
-        row = conn.execute(
-            "SELECT id FROM articles WHERE fingerprint = ? AND first_seen >= ? LIMIT 1",
-            (article.fingerprint, ts(since)),
-        ).fetchone()
-        if row is not None:
-            return int(row[0]), "fingerprint", 1.0
-    keys = dedupe.index_keys(sig)
-    if not keys:
-        return None
-    marks = ",".join("?" * len(keys))
-    rows = conn.execute(
-        f"SELECT s.article_id, s.sig FROM signatures s WHERE s.article_id IN "
-        f"(SELECT article_id FROM sig_keys WHERE key IN ({marks}) AND at >= ? "
-        "ORDER BY at DESC LIMIT 500)",
-        (*keys, ts(since)),
-    ).fetchall()
-    best = dedupe.best_copy(sig, ((int(r[0]), _unpack(r[1])) for r in rows))
-    return (best[0], "similar", best[1]) if best else None
-
-
-def record_copy(
-    conn: sqlite3.Connection,
-    original_id: int,
-    article: Article,
-    tier: str,
-    similarity: float,
-    now: datetime,
-) -> bool:
-    """Remember that `article` (from its own source and URL) is a copy; True if it is new."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO copies (article_id, source, url, guid, title, seen_at, tier, "
-        "similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            original_id,
-            article.source,
-            article.url,
-            article.guid,
-            article.title,
-            ts(now),
-            tier,
-            similarity,
-        ),
+def count_terms(
+    conn: sqlite3.Connection, bags: Sequence[Mapping[str, float]], now: datetime
+) -> None:
+    """Add a poll's new articles to the window's document frequencies (one statement each)."""
+    if not bags:
+        return
+    bucket = _bucket(now)
+    counts = Counter(term for bag in bags for term in bag)
+    conn.executemany(
+        "INSERT INTO term_df (term, bucket, n) VALUES (?, ?, ?) "
+        "ON CONFLICT (term, bucket) DO UPDATE SET n = n + excluded.n",
+        [(term, bucket, n) for term, n in counts.items()],
     )
-    return cur.rowcount == 1
+    conn.execute(
+        "INSERT INTO window_docs (bucket, n) VALUES (?, ?) "
+        "ON CONFLICT (bucket) DO UPDATE SET n = n + excluded.n",
+        (bucket, len(bags)),
+    )
 
 
-def check_copy(
+def window_df(
+    conn: sqlite3.Connection, terms: Iterable[str], since: datetime
+) -> tuple[dict[str, int], int]:
+    """(document frequency of each term, number of articles) over the window since `since`."""
+    terms = list(terms)
+    first = _bucket(since)
+    df: dict[str, int] = {}
+    for start in range(0, len(terms), 500):
+        chunk = terms[start : start + 500]
+        df.update(
+            conn.execute(
+                f"SELECT term, SUM(n) FROM term_df WHERE term IN ({_marks(chunk)}) "
+                "AND bucket >= ? GROUP BY term",
+                (*chunk, first),
+            ).fetchall()
+        )
+    row = conn.execute("SELECT SUM(n) FROM window_docs WHERE bucket >= ?", (first,)).fetchone()
+    return df, int(row[0] or 0)
+
+
+def prune_window(conn: sqlite3.Connection, since: datetime) -> None:
+    """Forget window data older than `since` (indexed deletes: cheap every poll)."""
+    first = _bucket(since)
+    conn.execute("DELETE FROM term_df WHERE bucket < ?", (first,))
+    conn.execute("DELETE FROM window_docs WHERE bucket < ?", (first,))
+    conn.execute("DELETE FROM story_index WHERE at < ?", (ts(since),))
+    # members older than the window are never compared again: their terms can go
+    conn.execute(
+        "UPDATE story_articles SET terms = NULL WHERE at < ? AND terms IS NOT NULL", (ts(since),)
+    )
+
+
+# --- placing an article -------------------------------------------------------------------------
+
+
+def _candidates(
+    conn: sqlite3.Connection, query: Sequence[str], since: datetime
+) -> list[grouping.StoryView]:
+    """The window's stories that share one of `query`'s terms, with their recent members."""
+    if not query:
+        return []
+    ids = [
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT story_id FROM story_index WHERE term IN ({_marks(query)}) AND at >= ? "
+            "GROUP BY story_id ORDER BY COUNT(*) DESC, MAX(at) DESC LIMIT ?",
+            (*query, ts(since), CANDIDATES),
+        )
+    ]
+    if not ids:
+        return []
+    members: dict[int, list[grouping.Member]] = defaultdict(list)
+    for sid, terms, language in conn.execute(
+        f"SELECT story_id, terms, language FROM story_articles WHERE story_id IN ({_marks(ids)}) "
+        "AND terms IS NOT NULL ORDER BY at DESC, article_id DESC",
+        ids,
+    ):
+        if len(members[sid]) < grouping.MEMBERS:
+            members[sid].append(grouping.Member(json.loads(terms), language))
+    return [grouping.StoryView(sid, tuple(members[sid])) for sid in ids if members[sid]]
+
+
+def assign_story(
     conn: sqlite3.Connection,
-    candidate: Candidate,
-    known: Known | None,
+    article_id: int,
+    article: Article,
+    terms: Mapping[str, float],
     now: datetime,
     since: datetime,
-) -> int | None:
-    """The original's id if the candidate is a copy (recorded now: > 0; earlier: 0), else None.
+) -> int:
+    """Put the article in the story of the window it is most like (or a new one); its id."""
+    row = conn.execute(
+        "SELECT story_id FROM story_articles WHERE article_id = ?", (article_id,)
+    ).fetchone()
+    if row is not None:  # already placed (a replay, or an edit)
+        return int(row[0])
+    df, n = window_df(conn, terms, since)
+    views = _candidates(conn, grouping.heaviest(terms, df, n, grouping.QUERY_TERMS), since)
+    placed = grouping.place(terms, article.language, views, df, n)
+    if placed.story is None:
+        cur = conn.execute(
+            "INSERT INTO stories (first_seen, last_seen, headline, size, facts) "
+            "VALUES (?, ?, ?, 0, '[]')",
+            (ts(now), ts(now), article.title),
+        )
+        story_id = int(cur.lastrowid)
+    else:
+        story_id = placed.story
+        if placed.bridged:
+            merge_stories(conn, story_id, placed.bridged)
+    known = _facts(conn, story_id)
+    new = {t for t in terms if is_fact(t)} - known
+    fresh = {} if placed.story is None else _weigh_facts(new, df, n)
+    conn.execute(
+        "UPDATE stories SET last_seen = ?, size = size + 1, facts = ? WHERE id = ?",
+        (ts(now), _dump(_cap(known | new, df, n)), story_id),
+    )
+    conn.execute(
+        "INSERT INTO story_articles (article_id, story_id, at, fresh, terms, language, score) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (article_id, story_id, ts(now), _dump(fresh), _dump(terms), article.language,
+         placed.score if placed.story is not None else 0.0),
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO story_index (term, story_id, at) VALUES (?, ?, ?)",
+        [(t, story_id, ts(now)) for t in grouping.heaviest(terms, df, n, grouping.INDEX_TERMS)],
+    )
+    return story_id
 
-    `known` is the stored article with the candidate's URL or GUID, if any: from another
-    source it is the original of a copy; from the same source it is the same article.
+
+def _dump(value: object) -> str:
+    if isinstance(value, (set, frozenset)):
+        value = sorted(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _facts(conn: sqlite3.Connection, story_id: int) -> set[str]:
+    row = conn.execute("SELECT facts FROM stories WHERE id = ?", (story_id,)).fetchone()
+    return set(json.loads(row[0] or "[]")) if row else set()
+
+
+def _weigh_facts(facts: Iterable[str], df: Mapping[str, int], n: int) -> dict[str, float]:
+    weighed = {f: developments.fact_weight(grouping.idf(df.get(f, 0), n)) for f in facts}
+    return {f: round(w, 3) for f, w in weighed.items() if w > 0}
+
+
+def _cap(facts: set[str], df: Mapping[str, int], n: int) -> set[str]:
+    if len(facts) <= FACTS_CAP:
+        return facts
+    return set(sorted(facts, key=lambda f: (df.get(f, 0), f))[:FACTS_CAP])
+
+
+def merge_stories(conn: sqlite3.Connection, into: int, others: Sequence[int]) -> None:
+    """Fold `others` into story `into`: one event whose first reports shared too little.
+
+    Their articles, index entries and alerts move over (alerts renumbered after `into`'s, so a
+    rule's next follow-up counts on from all of them); the emptied stories are deleted.
     """
-    article = candidate.article
-    if known is not None:
-        if known.source == article.source:
-            return None
-        return known.id if record_copy(conn, known.id, article, "url", 1.0, now) else 0
-    if copy_of(conn, article) is not None:
-        return 0
-    # the similarity lookup only pays for articles some rule matched: a copy nobody is alerted
-    # about costs nothing if it is stored as an article of its own
-    found = find_copy(conn, article, candidate.sketch if candidate.matches else (), since)
-    if found is None:
-        return None
-    record_copy(conn, found[0], article, found[1], found[2], now)
-    return found[0]
+    facts = _facts(conn, into)
+    for other in others:
+        facts |= _facts(conn, other)
+        for table in ("story_articles", "story_index"):
+            conn.execute(f"UPDATE {table} SET story_id = ? WHERE story_id = ?", (into, other))
+        moved = conn.execute(
+            "SELECT rule, article_id, at, reason FROM story_alerts WHERE story_id = ? ORDER BY at",
+            (other,),
+        ).fetchall()
+        conn.execute("DELETE FROM story_alerts WHERE story_id = ?", (other,))
+        for rule, article_id, at, reason in moved:
+            conn.execute(
+                "INSERT INTO story_alerts (story_id, rule, n, article_id, at, reason) VALUES "
+                "(?, ?, (SELECT COALESCE(MAX(n), -1) + 1 FROM story_alerts WHERE story_id = ? "
+                "AND rule = ?), ?, ?, ?)",
+                (into, rule, into, rule, article_id, at, reason),
+            )
+        conn.execute(
+            "UPDATE stories SET size = size + (SELECT size FROM stories WHERE id = ?), "
+            "first_seen = MIN(first_seen, (SELECT first_seen FROM stories WHERE id = ?)), "
+            "last_seen = MAX(last_seen, (SELECT last_seen FROM stories WHERE id = ?)) "
+            "WHERE id = ?",
+            (other, other, other, into),
+        )
+        conn.execute("DELETE FROM stories WHERE id = ?", (other,))
+    conn.execute("UPDATE stories SET facts = ? WHERE id = ?", (_dump(facts), into))
 
 
-def place(
-    conn: sqlite3.Connection, article_id: int, candidate: Candidate, now: datetime, since: datetime
-) -> None:
-    """File a new article's sketch, and put it in a story if a rule matched it."""
-    if candidate.sketch:
-        file_signature(conn, article_id, candidate.sketch, now)
-    place_story(conn, article_id, candidate, now, since)
+# --- alert planning ------------------------------------------------------------------------------
 
 
 def place_story(
     conn: sqlite3.Connection, article_id: int, candidate: Candidate, now: datetime, since: datetime
 ) -> None:
     """Put an article some rule matched in a story (also an edit that matches only now)."""
-    if candidate.matches:
-        assign_story(conn, article_id, candidate.article, candidate.facts, now, since)
+    if candidate.matches and candidate.terms:
+        assign_story(conn, article_id, candidate.article, candidate.terms, now, since)
 
 
 def plan_match(
@@ -150,163 +256,104 @@ def plan_match(
     return planned
 
 
-def copy_of(conn: sqlite3.Connection, article: Article) -> int | None:
-    """The original of an already recorded copy (same source and URL), if any."""
-    row = conn.execute(
-        "SELECT article_id FROM copies WHERE source = ? AND url = ?", (article.source, article.url)
-    ).fetchone()
-    return int(row[0]) if row else None
-
-
-def file_signature(
-    conn: sqlite3.Connection, article_id: int, sig: Sequence[int], now: datetime
-) -> None:
-    conn.execute(
-        "INSERT OR REPLACE INTO signatures (article_id, at, sig) VALUES (?, ?, ?)",
-        (article_id, ts(now), _pack(sig)),
-    )
-    conn.executemany(
-        "INSERT INTO sig_keys (key, article_id, at) VALUES (?, ?, ?)",
-        [(k, article_id, ts(now)) for k in dedupe.index_keys(sig)],
-    )
-
-
-def prune_window(conn: sqlite3.Connection, since: datetime) -> None:
-    """Forget window data older than `since` (indexed deletes: cheap every poll)."""
-    for table in ("signatures", "sig_keys", "story_keys"):
-        conn.execute(f"DELETE FROM {table} WHERE at < ?", (ts(since),))
-
-
-# --- stories ----------------------------------------------------------------------------------
-
-
-def assign_story(
-    conn: sqlite3.Connection,
-    article_id: int,
-    article: Article,
-    facts: frozenset[str],
-    now: datetime,
-    since: datetime,
-) -> tuple[int, frozenset[str]]:
-    """Put the article in a story of the window (or a new one); returns (story id, new facts)."""
-    row = conn.execute(
-        "SELECT story_id, fresh FROM story_articles WHERE article_id = ?", (article_id,)
-    ).fetchone()
-    if row is not None:  # already placed (a replay)
-        return int(row[0]), frozenset(json.loads(row[1] or "[]"))
-    keys = dedupe.keys(facts)
-    views: list[dedupe.StoryView] = []
-    df: dict[str, int] = {}
-    if keys:
-        marks = ",".join("?" * len(keys))
-        for key, count in conn.execute(
-            f"SELECT key, COUNT(DISTINCT story_id) FROM story_keys WHERE key IN ({marks}) "
-            "AND at >= ? GROUP BY key",
-            (*keys, ts(since)),
-        ):
-            df[key] = int(count)
-        for sid, story_facts in conn.execute(
-            f"SELECT id, facts FROM stories WHERE id IN (SELECT story_id FROM story_keys "
-            f"WHERE key IN ({marks}) AND at >= ? GROUP BY story_id "
-            "ORDER BY COUNT(*) DESC LIMIT 50)",
-            (*keys, ts(since)),
-        ):
-            views.append(dedupe.StoryView(int(sid), frozenset(json.loads(story_facts or "[]"))))
-    chosen = dedupe.choose_story(facts, views, df)
-    if chosen is None:
-        cur = conn.execute(
-            "INSERT INTO stories (first_seen, last_seen, headline, size, facts) "
-            "VALUES (?, ?, ?, 0, '[]')",
-            (ts(now), ts(now), article.title),
-        )
-        story_id, known = int(cur.lastrowid), frozenset()
-        fresh: frozenset[str] = frozenset()  # the opening article is news by definition
-    else:
-        story_id = chosen
-        known = next(v.facts for v in views if v.id == chosen)
-        fresh = dedupe.new_facts(facts, known)
-    merged = dedupe.merge(known, facts)
-    conn.execute(
-        "UPDATE stories SET last_seen = ?, size = size + 1, facts = ? WHERE id = ?",
-        (ts(now), json.dumps(sorted(merged), ensure_ascii=False), story_id),
-    )
-    conn.execute(
-        "INSERT INTO story_articles (article_id, story_id, at, fresh) VALUES (?, ?, ?, ?)",
-        (article_id, story_id, ts(now), json.dumps(sorted(fresh), ensure_ascii=False)),
-    )
-    conn.executemany(
-        "INSERT INTO story_keys (key, story_id, at) VALUES (?, ?, ?)",
-        [(k, story_id, ts(now)) for k in keys],
-    )
-    return story_id, fresh
-
-
 def story_context(
     conn: sqlite3.Connection, article_id: int, rule: str
-) -> dedupe.StoryContext | None:
+) -> developments.StoryContext | None:
     """The story of a stored article as alert planning needs it, or None if it has none."""
     row = conn.execute(
-        "SELECT story_id, fresh FROM story_articles WHERE article_id = ?", (article_id,)
+        "SELECT story_id, score, terms FROM story_articles WHERE article_id = ?", (article_id,)
     ).fetchone()
     if row is None:
         return None
-    story_id = int(row[0])
+    story_id, score, terms = int(row[0]), float(row[1] or 0.0), json.loads(row[2] or "{}")
     sent = tuple(
-        (int(n), int(by), from_ts(at) or _EPOCH)
+        developments.SentAlert(int(n), int(by), from_ts(at) or _EPOCH)
         for n, by, at in conn.execute(
             "SELECT n, article_id, at FROM story_alerts WHERE story_id = ? AND rule = ? ORDER BY n",
             (story_id, rule),
         )
     )
+    return developments.StoryContext(
+        story_id=story_id,
+        sent=sent,
+        fresh=_untold(conn, story_id, article_id, sent),
+        novelty=_novelty(conn, terms, sent) if sent else 0.0,
+        score=score,
+        outlets=_outlets(conn, story_id, article_id),
+    )
+
+
+def _outlets(conn: sqlite3.Connection, story_id: int, article_id: int) -> tuple[str, ...]:
     own = conn.execute("SELECT source FROM articles WHERE id = ?", (article_id,)).fetchone()
-    outlets = [
+    return tuple(o for o in story_outlets(conn, story_id) if not own or o != own[0])
+
+
+def story_outlets(conn: sqlite3.Connection, story_id: int) -> tuple[str, ...]:
+    """Every source that carried the story: its articles' and their copies'."""
+    return tuple(
         r[0]
         for r in conn.execute(
             "SELECT a.source FROM story_articles sa JOIN articles a ON a.id = sa.article_id "
             "WHERE sa.story_id = ? UNION SELECT c.source FROM copies c JOIN story_articles sa "
-            "ON sa.article_id = c.article_id WHERE sa.story_id = ?",
+            "ON sa.article_id = c.article_id WHERE sa.story_id = ? ORDER BY 1",
             (story_id, story_id),
         )
-        if not own or r[0] != own[0]
-    ]
-    return dedupe.StoryContext(
-        story_id=story_id,
-        sent=sent,
-        fresh=_untold(conn, story_id, sent, frozenset(json.loads(row[1] or "[]"))),
-        outlets=tuple(sorted(outlets)),
     )
 
 
 def _untold(
     conn: sqlite3.Connection,
     story_id: int,
-    sent: tuple[tuple[int, int, datetime], ...],
-    own: frozenset[str],
-) -> frozenset[str]:
+    article_id: int,
+    sent: tuple[developments.SentAlert, ...],
+) -> dict[str, float]:
     """New facts since the rule's last alert of the story: a development held back by the
     cooldown is still news for the next article after it."""
-    if not sent:
-        return own
-    last = max(at for _n, _by, at in sent)
-    untold = set(own)
+    after = ts(max((s.at for s in sent), default=_EPOCH))
+    untold: dict[str, float] = {}
     for (fresh,) in conn.execute(
-        "SELECT fresh FROM story_articles WHERE story_id = ? AND at > ?", (story_id, ts(last))
+        "SELECT fresh FROM story_articles WHERE story_id = ? AND (at > ? OR article_id = ?)",
+        (story_id, after, article_id),
     ):
-        untold.update(json.loads(fresh or "[]"))
-    return frozenset(untold)
+        for fact, weight in json.loads(fresh or "{}").items():
+            untold[fact] = max(weight, untold.get(fact, 0.0))
+    return untold
+
+
+def _novelty(
+    conn: sqlite3.Connection, terms: Mapping[str, float], sent: Sequence[developments.SentAlert]
+) -> float:
+    """1 - the best cosine between this article and the ones that already alerted."""
+    ids = [s.article_id for s in sent]
+    told = [
+        json.loads(t)
+        for (t,) in conn.execute(
+            f"SELECT terms FROM story_articles WHERE article_id IN ({_marks(ids)}) "
+            "AND terms IS NOT NULL",
+            ids,
+        )
+    ]
+    if not told or not terms:
+        return 0.0
+    return 1.0 - max(grouping.cosine(terms, t) for t in told)
 
 
 def record_story_alert(
-    conn: sqlite3.Connection, ctx: dedupe.StoryContext, rule: str, article_id: int, now: datetime
+    conn: sqlite3.Connection,
+    ctx: developments.StoryContext,
+    rule: str,
+    article_id: int,
+    now: datetime,
 ) -> None:
-    """Note that this article triggered an alert of the story (replays change nothing)."""
-    if any(by == article_id for _n, by, _at in ctx.sent):
+    """Note that this article triggered an alert of the story, and why (replays change nothing)."""
+    if any(s.article_id == article_id for s in ctx.sent):
         return
-    n = max((n for n, _by, _at in ctx.sent), default=-1) + 1
+    n = max((s.n for s in ctx.sent), default=-1) + 1
+    reason = "first report" if n == 0 else developments.development(ctx) or ""
     conn.execute(
-        "INSERT OR IGNORE INTO story_alerts (story_id, rule, n, article_id, at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (ctx.story_id, rule, n, article_id, ts(now)),
+        "INSERT OR IGNORE INTO story_alerts (story_id, rule, n, article_id, at, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (ctx.story_id, rule, n, article_id, ts(now), reason),
     )
 
 
@@ -314,67 +361,3 @@ def delete_articles(conn: sqlite3.Connection, doomed_sql: str, params: tuple) ->
     """Drop story/copy rows of articles that retention is about to delete."""
     for table in ("copies", "signatures", "sig_keys", "story_articles"):
         conn.execute(f"DELETE FROM {table} WHERE article_id IN ({doomed_sql})", params)
-
-
-# --- read side (CLI) --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StoryRow:
-    id: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    headline: str
-    size: int
-    outlets: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TimelineEntry:
-    """One article of a story, or a copy of one (`copy_of` = the original's id)."""
-
-    article_id: int
-    at: datetime | None
-    source: str
-    title: str
-    url: str
-    fresh: tuple[str, ...] = ()
-    copy_of: int | None = None
-
-
-def recent_stories(conn: sqlite3.Connection, limit: int = 20) -> list[StoryRow]:
-    out = []
-    for sid, first, last, headline, size in conn.execute(
-        "SELECT id, first_seen, last_seen, headline, size FROM stories "
-        "ORDER BY last_seen DESC, id DESC LIMIT ?",
-        (limit,),
-    ).fetchall():
-        outlets = tuple(
-            r[0]
-            for r in conn.execute(
-                "SELECT a.source FROM story_articles sa JOIN articles a ON a.id = sa.article_id "
-                "WHERE sa.story_id = ? UNION SELECT c.source FROM copies c JOIN story_articles sa "
-                "ON sa.article_id = c.article_id WHERE sa.story_id = ? ORDER BY 1",
-                (sid, sid),
-            )
-        )
-        out.append(StoryRow(sid, from_ts(first), from_ts(last), headline, size, outlets))
-    return out
-
-
-def timeline(conn: sqlite3.Connection, story_id: int) -> list[TimelineEntry]:
-    """The story's articles and their copies, oldest first."""
-    entries = []
-    for aid, at, source, title, url, fresh in conn.execute(
-        "SELECT a.id, sa.at, a.source, a.title, a.url, sa.fresh FROM story_articles sa "
-        "JOIN articles a ON a.id = sa.article_id WHERE sa.story_id = ?",
-        (story_id,),
-    ).fetchall():
-        entries.append(
-            TimelineEntry(aid, from_ts(at), source, title, url, tuple(json.loads(fresh or "[]")))
-        )
-        for source_c, title_c, url_c, seen in conn.execute(
-            "SELECT source, title, url, seen_at FROM copies WHERE article_id = ?", (aid,)
-        ):
-            entries.append(TimelineEntry(aid, from_ts(seen), source_c, title_c, url_c, (), aid))
-    return sorted(entries, key=lambda e: (e.at or _EPOCH, e.copy_of is not None))

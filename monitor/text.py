@@ -1,4 +1,4 @@
-"""Text folding and word splitting shared by rules, dedupe and search.
+"""Text folding and word splitting shared by rules, stories and search.
 
 Everything that compares words (rule matching, fingerprints, search) must fold the same way, or a
 rule written `perche` would miss `perché` in one place and hit it in another. So the one definition

@@ -1,0 +1,103 @@
+"""Is a later article of a story news? The story-mode alert decision, pure.
+
+A story alerts when it first matches a rule. A later article alerts again (a follow-up) only if
+it brings a development and the rule's cooldown has passed since the story's last alert:
+
+- new facts: names and numbers the story's earlier articles did not have, weighed by how rare
+  they are in the window (`fact_weight`), adding up to `NEW_FACTS`; or
+- new content: the article is far (cosine below `FAR`) from every article that already
+  alerted for the rule; or
+- doubt: the article only just reached the join threshold (`UNSURE`). It may be another event,
+  and a missed event is worse than one extra message.
+
+A development held back by the cooldown is still news for the next article after it: the store
+passes every fact added since the last alert (`StoryContext.fresh`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from monitor.stories.terms import NAME, NUMBER
+
+NEW_FACTS = 1.5  # summed weight of new names/numbers that makes a development
+RARE = 3.0  # idf at which a new fact counts fully (1.0); commoner facts count less
+FAR = 0.15  # cosine to every alerted article below which the content itself is new
+UNSURE = 1.15  # a join score below this (1.0 = the threshold) is a doubtful join
+SHOWN_FACTS = 6  # at most this many new facts named in a follow-up's "what is new" line
+
+
+def fact_weight(idf: float) -> float:
+    """How much one new name or number counts towards a development (rare ones count fully)."""
+    return min(1.0, max(0.0, idf - 1.0) / (RARE - 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class SentAlert:
+    """An alert the story already sent for a rule: n = 0 opened it, n > 0 is a follow-up."""
+
+    n: int
+    article_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoryContext:
+    """An article's story as alert planning needs it (built by the store inside the poll).
+
+    `fresh` maps each fact added since the rule's last alert to its weight; `novelty` is
+    1 - the article's best cosine with the articles that alerted; `score` its join score
+    (0 for the article that opened the story); `outlets` the story's other sources and copies.
+    """
+
+    story_id: int
+    sent: tuple[SentAlert, ...] = ()
+    fresh: Mapping[str, float] = field(default_factory=dict)
+    novelty: float = 0.0
+    score: float = 0.0
+    outlets: tuple[str, ...] = ()
+
+
+def development(ctx: StoryContext) -> str | None:
+    """What makes this article news for a story that already alerted, or None."""
+    if sum(ctx.fresh.values()) >= NEW_FACTS:
+        return "new: " + describe(ctx.fresh)
+    if ctx.novelty >= 1.0 - FAR:
+        return "new angle: little in common with what was already sent"
+    if 0.0 < ctx.score < UNSURE:
+        return "may be a separate event: only loosely like the story"
+    return None
+
+
+def describe(fresh: Mapping[str, float]) -> str:
+    """The heaviest new facts, readable: `Hamilton, Verstappen, 100`."""
+    shown = sorted(fresh.items(), key=lambda fw: (-fw[1], fw[0]))[:SHOWN_FACTS]
+    return ", ".join(_readable(f) for f, _w in shown)
+
+
+def _readable(fact: str) -> str:
+    if fact.startswith(NAME):
+        return fact[1:].title()
+    return fact.removeprefix(NUMBER)
+
+
+def story_alert(
+    ctx: StoryContext, article_id: int, *, cooldown: float, now: datetime
+) -> int | None:
+    """Which alert of the story this article triggers: 0 opens, n > 0 is the n-th follow-up,
+    None is silence (nothing new, or within the cooldown). Replaying an article that already
+    triggered one gives the same n, so its outbox key is the same.
+    """
+    for sent in ctx.sent:
+        if sent.article_id == article_id:
+            return sent.n
+    if not ctx.sent:
+        return 0
+    if development(ctx) is None:
+        return None
+    last = max(s.at for s in ctx.sent)
+    if now - last < timedelta(seconds=cooldown):
+        return None
+    return max(s.n for s in ctx.sent) + 1

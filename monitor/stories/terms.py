@@ -1,0 +1,132 @@
+"""An article's terms for story grouping: any language, no word list of ours.
+
+What two reports of one event share is their rare words. An article becomes a bag of weighted
+terms taken from its title (counted `TITLE_WEIGHT` times) and its lead (the first `LEAD_WORDS`
+words of the summary, else of the text, so a long article stays comparable with a one-sentence
+feed summary):
+
+- a word, folded (case, accents) and stemmed for the article's language (Snowball, through
+  PyStemmer), unless it is a stop word of that language (stopwordsiso);
+- `=concept` instead, when the bilingual lexicon knows the word (`razzi` and `rockets` are
+  both `=rocket`), so reports in two languages share it;
+- `@name` as well, for a capitalised word inside a sentence (a name as written: `@draghi`,
+  whatever the stemmer of either language makes of it); title-case headlines, where every word
+  is capitalised, give no names;
+- `#number`, with thousands separators dropped (`1.400` = `1,400` = `#1400`).
+
+Names, numbers and concepts are the same in every language; plain stems only meet within one.
+How much a shared term counts is not decided here: `grouping` weighs it by how rare it is in
+the window (document frequency), so "Ukraine" in a Ukraine-watching window weighs little.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+import Stemmer
+import stopwordsiso
+
+from monitor.stories.lexicon import Lexicon
+from monitor.text import fold
+
+TITLE_WEIGHT = 2.0  # a title word counts this many times a lead word
+LEAD_WORDS = 50  # words of the summary (else the text) compared with other articles
+NAME_WEIGHT = 1.0  # a name counts this much on top of its stem
+NAME, NUMBER, CONCEPT = "@", "#", "="
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
+_SENTENCE_END = re.compile(r"[.!?:;\"«»“”(\[\n|–—-]\s*$")
+
+
+@lru_cache(maxsize=64)
+def stop_words(language: str | None) -> frozenset[str]:
+    """The folded stop words of `language` (empty when the language is unknown)."""
+    if not language or not stopwordsiso.has_lang(language):
+        return frozenset()
+    return frozenset(fold(w) for w in stopwordsiso.stopwords(language))
+
+
+@lru_cache(maxsize=64)
+def _stemmer(language: str | None) -> Stemmer.Stemmer | None:
+    if not language:
+        return None
+    try:
+        return Stemmer.Stemmer(language, 20000)
+    except KeyError:  # no Snowball stemmer for this language: words stay whole
+        return None
+
+
+def stem(word: str, language: str | None) -> str:
+    """`word` (folded) reduced to its stem for `language`; unchanged without a stemmer."""
+    stemmer = _stemmer(language)
+    return stemmer.stemWord(word) if stemmer is not None else word
+
+
+def _number(token: str) -> str:
+    # 1.400 / 1,400 -> 1400; 3,5 -> 3.5 (a separator before exactly three digits is thousands)
+    plain = re.sub(r"[.,](?=\d{3}(?!\d))", "", token)
+    return NUMBER + plain.replace(",", ".")
+
+
+def _title_case(tokens: list[str]) -> bool:
+    """Every word capitalised (an English headline): capitals then say nothing about names."""
+    longer = [t for t in tokens if len(t) > 3 and t[0].isalpha()]
+    return len(longer) >= 3 and sum(t[0].isupper() for t in longer) / len(longer) > 0.7
+
+
+def _tokens(text: str) -> Iterable[tuple[str, bool]]:
+    """(token, is a name) pairs: a name is capitalised and does not open a sentence."""
+    matches = list(_TOKEN.finditer(text))
+    title_case = _title_case([m.group() for m in matches])
+    previous_end: int | None = None
+    for m in matches:
+        token = m.group()
+        opens = previous_end is None or bool(_SENTENCE_END.search(text[previous_end : m.start()]))
+        yield token, token[0].isupper() and not opens and not title_case
+        previous_end = m.end()
+
+
+def _terms(text: str, language: str | None, lexicon: Lexicon, stop: frozenset[str]) -> Counter:
+    counts: Counter[str] = Counter()
+    for token, is_name in _tokens(text):
+        if token[0].isdigit():
+            counts[_number(token)] += 1
+            continue
+        word = fold(token)
+        acronym = token.isupper() and len(token) >= 2
+        if len(word) < 2 or (word in stop and not acronym):
+            continue
+        root = stem(word, language)
+        concept = lexicon.concept(language, root)
+        if concept is not None:
+            counts[CONCEPT + concept] += 1
+            continue
+        counts[root] += 1
+        if is_name or acronym:
+            counts[NAME + word] += NAME_WEIGHT
+    return counts
+
+
+def lead_text(summary: str, text: str) -> str:
+    """The first LEAD_WORDS words of the summary, else of the text."""
+    return " ".join((summary or text).split()[:LEAD_WORDS])
+
+
+def article_terms(
+    title: str, lead: str, language: str | None, lexicon: Lexicon
+) -> dict[str, float]:
+    """The weighted terms of an article's title and lead (see the module docstring)."""
+    stop = stop_words(language)
+    counts: Counter[str] = Counter()
+    for term, n in _terms(title, language, lexicon, stop).items():
+        counts[term] += n * TITLE_WEIGHT
+    counts.update(_terms(lead, language, lexicon, stop))
+    return dict(counts)
+
+
+def is_fact(term: str) -> bool:
+    """Names and numbers: what a later report must add to count as a development."""
+    return term[:1] in (NAME, NUMBER)
