@@ -7,7 +7,7 @@
 2. Precision and recall of copy detection on cases built from real feeds: every item
    republished under a new URL with boilerplate added, and again with its headline rewritten;
    negatives are all the other real items.
-3. Cost: sketch and facts docs/s, copy lookups/s against a window in SQLite, bytes per doc.
+3. Cost: sketch and story-terms docs/s, copy lookups/s against a window in SQLite, bytes per doc.
 
 Usage: python bench/eval_dedupe.py [--snapshots N] [--docs N]
 """
@@ -27,14 +27,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor import daemon, dedupe  # noqa: E402
+from monitor import daemon  # noqa: E402
 from monitor.config import load  # noqa: E402
 from monitor.daemon import Monitor  # noqa: E402
 from monitor.models import Article, Source  # noqa: E402
 from monitor.normalize import to_article  # noqa: E402
 from monitor.parse import parse_feed  # noqa: E402
 from monitor.store import Store  # noqa: E402
-from monitor.store_stories import file_signature, find_copy  # noqa: E402
+from monitor.store_copies import file_signature, find_copy  # noqa: E402
+from monitor.stories import copies as dedupe  # noqa: E402
+from monitor.stories import terms  # noqa: E402
+from monitor.stories.lexicon import default_lexicon  # noqa: E402
 from tests.loopback import LoopbackServer, Reply  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -206,9 +209,10 @@ def cost(n_docs: int, workdir: Path) -> dict:
     sketch_rate = n_docs / (time.perf_counter() - t)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    lexicon = default_lexicon()
     t = time.perf_counter()
     for title, summary, text in docs[: min(n_docs, 5000)]:
-        dedupe.facts(title, summary or text)
+        terms.article_terms(title, terms.lead_text(summary, text), "en", lexicon)
     facts_rate = min(n_docs, 5000) / (time.perf_counter() - t)
     now = datetime(2026, 2, 3, tzinfo=UTC)
     with Store(workdir / "cost.db") as store:
@@ -226,7 +230,7 @@ def cost(n_docs: int, workdir: Path) -> dict:
     return {
         "docs": n_docs,
         "sketch_docs_per_s": round(sketch_rate),
-        "facts_docs_per_s": round(facts_rate),
+        "terms_docs_per_s": round(facts_rate),
         "lookup_per_s_window": round(lookup_rate),
         "sketch_peak_mb_in_memory_for_all": round(peak / 1e6, 1),
         "sqlite_bytes_per_doc": round(size / n_docs),

@@ -21,6 +21,7 @@ import contextlib
 import csv
 import importlib
 import json
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -74,6 +75,7 @@ class Knobs:
     # "package.module.NAME" -> value, set during the replay and restored after. Only names read
     # through their module at call time are affected, not ones imported with `from m import X`.
     patches: dict[str, Any] = field(default_factory=dict)
+    keep: Path | None = None  # copy each set's database here
 
 
 @dataclass
@@ -344,6 +346,9 @@ def evaluate_set(label_set: LabelSet, knobs: Knobs, show_errors: int = 0) -> dic
         db_path = asyncio.run(replay(shots, Path(tmp), knobs))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         stored = read_store(db_path)
+        if knobs.keep is not None:  # for a look with `news-monitor stories` afterwards
+            knobs.keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(db_path, knobs.keep / f"{label_set.name}.db")
     pred = predicted(labels, stored)
     gold = {k: lab.story for k, lab in labels.items()}
     unlabelled = [
@@ -455,12 +460,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--show-errors", type=int, default=0, metavar="N",
                         help="list the N worst merges and splits of each set")  # fmt: skip
     parser.add_argument("--corpus", type=Path, default=CORPUS, help=f"default: {CORPUS}")
+    parser.add_argument("--patch", action="append", default=[], metavar="MODULE.NAME=VALUE",
+                        help="try another setting, e.g. monitor.stories.grouping.JOIN=0.25")  # fmt: skip
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep each set's database as DIR/SET.db")  # fmt: skip
+    parser.add_argument("--nearby", action="store_true",
+                        help="also replay at nearby grouping thresholds (JOIN +-0.05)")  # fmt: skip
     return parser
 
 
 def knobs_from_args(args: argparse.Namespace) -> Knobs:
     """Where experiment flags (added to `build_parser`) become replay settings."""
-    return Knobs()
+    patches = {}
+    for item in args.patch:
+        name, _, value = item.partition("=")
+        patches[name.strip()] = float(value)
+    return Knobs(patches=patches, keep=args.keep)
 
 
 def main(argv: list[str] | None = None, knobs: Knobs | None = None) -> dict[str, Any]:

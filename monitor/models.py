@@ -169,6 +169,8 @@ class Candidate:
     matches: tuple[Match, ...] = ()
     sketch: tuple[int, ...] = ()
     terms: Mapping[str, float] = field(default_factory=dict)
+    language: str | None = None  # the language the terms were read in (detected from the words)
+    facts: frozenset[str] = frozenset()  # names and numbers of the title and body
 
 
 @dataclass(frozen=True, slots=True)

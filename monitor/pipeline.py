@@ -19,7 +19,7 @@ from monitor.errors import FetchError, ParseError
 from monitor.fetch import Fetcher
 from monitor.fulltext import enrich
 from monitor.models import Alert, Article, Candidate, Match, Source
-from monitor.normalize import to_article
+from monitor.normalize import detect_language, to_article
 from monitor.pages import parse_listing
 from monitor.parse import parse_feed, scan_items, without_items
 from monitor.rules import Document, RuleSet
@@ -229,12 +229,17 @@ def _candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -
     """Every article gets its title + lead sketch (for copies) and its weighted terms: all
     articles count in the window's word frequencies, though only matched ones join stories."""
     lead = terms.lead_text(article.summary, article.text)
+    # the words decide which stemmer and stop words fit: a feed may mix languages under one tag
+    language = detect_language(f"{article.title}\n{lead}") or article.language
     return Candidate(
         article,
         matches,
         sketch=copies.sketch(copies.lead(article.title, article.summary, article.text),
                              article.language),
-        terms=terms.article_terms(article.title, lead, article.language, lexicon),
+        terms=terms.article_terms(article.title, lead, language, lexicon),
+        language=language,
+        facts=terms.article_facts(article.title, article.text or article.summary, language,
+                                  lexicon) if matches else frozenset(),
     )  # fmt: skip
 
 

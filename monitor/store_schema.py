@@ -206,12 +206,12 @@ def _v5_item_hashes(db: sqlite_utils.Database) -> None:
 def _v6_story_terms(db: sqlite_utils.Database) -> None:
     """Stories by text similarity (monitor/stories/grouping.py, store_stories.py).
 
-    Each grouped article keeps its weighted terms, language and join score while it is in the
+    Each grouped article keeps its idf-weighted terms, language and join score while it is in the
     window; `term_df` and `window_docs` count the window's articles per term and 6-hour bucket
     (document frequency); `story_index` files each grouped article's heaviest terms under its
     story. The fact-based `story_keys` of version 3 go; `story_alerts` says why each alert went.
     """
-    for column in ("terms", "language"):
+    for column in ("vector", "language"):
         db["story_articles"].add_column(column, str)
     db["story_articles"].add_column("score", float)
     db["story_articles"].create_index(["at"])

@@ -7,7 +7,8 @@ what they need from the window and writes the outcome. Window tables stay small 
   many articles there were, so document frequency over the window is a sum of at most
   window / BUCKET rows per term, however long the history;
 - `story_index`: each grouped article's heaviest terms -> its story, for candidate lookup;
-- `story_articles`: each grouped article's terms, language and join score (its story's members).
+- `story_articles`: each grouped article's idf-weighted terms (its vector), language and join
+  score: its story's members.
 
 All of it is pruned as the window moves; `stories`, `story_articles` and `story_alerts` stay as
 history until `history_retention`.
@@ -89,9 +90,9 @@ def prune_window(conn: sqlite3.Connection, since: datetime) -> None:
     conn.execute("DELETE FROM term_df WHERE bucket < ?", (first,))
     conn.execute("DELETE FROM window_docs WHERE bucket < ?", (first,))
     conn.execute("DELETE FROM story_index WHERE at < ?", (ts(since),))
-    # members older than the window are never compared again: their terms can go
+    # members older than the window are never compared again: their vectors can go
     conn.execute(
-        "UPDATE story_articles SET terms = NULL WHERE at < ? AND terms IS NOT NULL", (ts(since),)
+        "UPDATE story_articles SET vector = NULL WHERE at < ? AND vector IS NOT NULL", (ts(since),)
     )
 
 
@@ -108,40 +109,38 @@ def _candidates(
         int(r[0])
         for r in conn.execute(
             f"SELECT story_id FROM story_index WHERE term IN ({_marks(query)}) AND at >= ? "
-            "GROUP BY story_id ORDER BY COUNT(*) DESC, MAX(at) DESC LIMIT ?",
+            "GROUP BY story_id ORDER BY COUNT(DISTINCT term) DESC, MAX(at) DESC LIMIT ?",
             (*query, ts(since), CANDIDATES),
         )
     ]
     if not ids:
         return []
     members: dict[int, list[grouping.Member]] = defaultdict(list)
-    for sid, terms, language in conn.execute(
-        f"SELECT story_id, terms, language FROM story_articles WHERE story_id IN ({_marks(ids)}) "
-        "AND terms IS NOT NULL ORDER BY at DESC, article_id DESC",
+    for sid, vector, language in conn.execute(
+        f"SELECT story_id, vector, language FROM story_articles WHERE story_id IN ({_marks(ids)}) "
+        "AND vector IS NOT NULL ORDER BY at DESC, article_id DESC",
         ids,
     ):
         if len(members[sid]) < grouping.MEMBERS:
-            members[sid].append(grouping.Member(json.loads(terms), language))
+            members[sid].append(grouping.Member(json.loads(vector), language))
     return [grouping.StoryView(sid, tuple(members[sid])) for sid in ids if members[sid]]
 
 
 def assign_story(
-    conn: sqlite3.Connection,
-    article_id: int,
-    article: Article,
-    terms: Mapping[str, float],
-    now: datetime,
-    since: datetime,
+    conn: sqlite3.Connection, article_id: int, candidate: Candidate, now: datetime, since: datetime
 ) -> int:
     """Put the article in the story of the window it is most like (or a new one); its id."""
+    article, terms = candidate.article, candidate.terms
+    language = candidate.language or article.language
     row = conn.execute(
         "SELECT story_id FROM story_articles WHERE article_id = ?", (article_id,)
     ).fetchone()
     if row is not None:  # already placed (a replay, or an edit)
         return int(row[0])
     df, n = window_df(conn, terms, since)
-    views = _candidates(conn, grouping.heaviest(terms, df, n, grouping.QUERY_TERMS), since)
-    placed = grouping.place(terms, article.language, views, df, n)
+    vector = grouping.weighted(terms, df, n)
+    views = _candidates(conn, grouping.heaviest(vector, grouping.QUERY_TERMS), since)
+    placed = grouping.place(vector, language, views)
     if placed.story is None:
         cur = conn.execute(
             "INSERT INTO stories (first_seen, last_seen, headline, size, facts) "
@@ -154,23 +153,28 @@ def assign_story(
         if placed.bridged:
             merge_stories(conn, story_id, placed.bridged)
     known = _facts(conn, story_id)
-    new = {t for t in terms if is_fact(t)} - known
+    new = {t for t in terms if is_fact(t)} - known  # what its title and lead bring
     fresh = {} if placed.story is None else _weigh_facts(new, df, n)
+    told = known | new | set(candidate.facts)
     conn.execute(
         "UPDATE stories SET last_seen = ?, size = size + 1, facts = ? WHERE id = ?",
-        (ts(now), _dump(_cap(known | new, df, n)), story_id),
+        (ts(now), _dump(_cap(told, df, n)), story_id),
     )
     conn.execute(
-        "INSERT INTO story_articles (article_id, story_id, at, fresh, terms, language, score) "
+        "INSERT INTO story_articles (article_id, story_id, at, fresh, vector, language, score) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (article_id, story_id, ts(now), _dump(fresh), _dump(terms), article.language,
+        (article_id, story_id, ts(now), _dump(fresh), _dump(_rounded(vector)), language,
          placed.score if placed.story is not None else 0.0),
     )  # fmt: skip
     conn.executemany(
         "INSERT INTO story_index (term, story_id, at) VALUES (?, ?, ?)",
-        [(t, story_id, ts(now)) for t in grouping.heaviest(terms, df, n, grouping.INDEX_TERMS)],
+        [(t, story_id, ts(now)) for t in grouping.heaviest(vector, grouping.INDEX_TERMS)],
     )
     return story_id
+
+
+def _rounded(vector: Mapping[str, float]) -> dict[str, float]:
+    return {t: round(w, 3) for t, w in vector.items()}
 
 
 def _dump(value: object) -> str:
@@ -185,6 +189,8 @@ def _facts(conn: sqlite3.Connection, story_id: int) -> set[str]:
 
 
 def _weigh_facts(facts: Iterable[str], df: Mapping[str, int], n: int) -> dict[str, float]:
+    # a young window cannot tell common names from rare ones yet: presume them rare
+    n = max(n, developments.MIN_WINDOW)
     weighed = {f: developments.fact_weight(grouping.idf(df.get(f, 0), n)) for f in facts}
     return {f: round(w, 3) for f, w in weighed.items() if w > 0}
 
@@ -237,7 +243,7 @@ def place_story(
 ) -> None:
     """Put an article some rule matched in a story (also an edit that matches only now)."""
     if candidate.matches and candidate.terms:
-        assign_story(conn, article_id, candidate.article, candidate.terms, now, since)
+        assign_story(conn, article_id, candidate, now, since)
 
 
 def plan_match(
@@ -261,11 +267,11 @@ def story_context(
 ) -> developments.StoryContext | None:
     """The story of a stored article as alert planning needs it, or None if it has none."""
     row = conn.execute(
-        "SELECT story_id, score, terms FROM story_articles WHERE article_id = ?", (article_id,)
+        "SELECT story_id, score, vector FROM story_articles WHERE article_id = ?", (article_id,)
     ).fetchone()
     if row is None:
         return None
-    story_id, score, terms = int(row[0]), float(row[1] or 0.0), json.loads(row[2] or "{}")
+    story_id, score, vector = int(row[0]), float(row[1] or 0.0), json.loads(row[2] or "{}")
     sent = tuple(
         developments.SentAlert(int(n), int(by), from_ts(at) or _EPOCH)
         for n, by, at in conn.execute(
@@ -277,7 +283,7 @@ def story_context(
         story_id=story_id,
         sent=sent,
         fresh=_untold(conn, story_id, article_id, sent),
-        novelty=_novelty(conn, terms, sent) if sent else 0.0,
+        novelty=_novelty(conn, vector, sent) if sent else 0.0,
         score=score,
         outlets=_outlets(conn, story_id, article_id),
     )
@@ -321,21 +327,21 @@ def _untold(
 
 
 def _novelty(
-    conn: sqlite3.Connection, terms: Mapping[str, float], sent: Sequence[developments.SentAlert]
+    conn: sqlite3.Connection, vector: Mapping[str, float], sent: Sequence[developments.SentAlert]
 ) -> float:
     """1 - the best cosine between this article and the ones that already alerted."""
     ids = [s.article_id for s in sent]
     told = [
-        json.loads(t)
-        for (t,) in conn.execute(
-            f"SELECT terms FROM story_articles WHERE article_id IN ({_marks(ids)}) "
-            "AND terms IS NOT NULL",
+        json.loads(v)
+        for (v,) in conn.execute(
+            f"SELECT vector FROM story_articles WHERE article_id IN ({_marks(ids)}) "
+            "AND vector IS NOT NULL",
             ids,
         )
     ]
-    if not told or not terms:
+    if not told or not vector:
         return 0.0
-    return 1.0 - max(grouping.cosine(terms, t) for t in told)
+    return 1.0 - max(grouping.cosine(vector, v) for v in told)
 
 
 def record_story_alert(

@@ -229,11 +229,11 @@ async def test_follow_up_needs_a_new_development_and_the_cooldown(corpus, server
     seed = seed_item(corpus)
     development = Item(
         "dev1",
-        "Abu Dhabi talks: Witkoff says Russia and Ukraine agreed a prisoner swap of 314 people",
-        "US envoy Steve Witkoff said the delegations meeting in Abu Dhabi agreed to exchange "
-        '314 prisoners, the first concrete result since Mark Rutte visited Kyiv. "This is a '
-        'first step towards a lasting peace", Witkoff said.',
-        link="https://wire.example.com/prisoner-swap",
+        "Security guarantees for Kyiv: France and Britain join the 72-hour US response plan",
+        "Emmanuel Macron and Keir Starmer said 20,000 French and British troops would back the "
+        "three-step plan if Russia attacks Ukraine again, with US forces responding within 72 "
+        "hours, as the Abu Dhabi talks resumed.",
+        link="https://wire.example.com/guarantees-france-britain",
     )
     url = serve(server, "/f.xml", rss([seed]))
     config = configure(tmp_path, {"f": url}, cooldown="1h")
@@ -253,9 +253,10 @@ async def test_follow_up_needs_a_new_development_and_the_cooldown(corpus, server
         # development held back by the cooldown goes out with it
         late = Item(
             "dev2",
-            "Zelensky welcomes the Abu Dhabi prisoner exchange brokered by Witkoff",
-            "Kyiv said the 314 prisoners agreed in Abu Dhabi would come home within days.",
-            link="https://other.example.org/zelensky-exchange",
+            "Zelensky welcomes the security guarantees backed by Macron and Starmer",
+            "Kyiv said the 72-hour response plan and the 20,000 European troops were the "
+            "guarantees Ukraine needed if Russia attacks again.",
+            link="https://other.example.org/zelensky-guarantees",
         )
         serve(server, "/f.xml", rss([seed, REWRITE, development, late]))
         await restarted.poll("f")

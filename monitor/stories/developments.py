@@ -1,14 +1,15 @@
 """Is a later article of a story news? The story-mode alert decision, pure.
 
 A story alerts when it first matches a rule. A later article alerts again (a follow-up) only if
-it brings a development and the rule's cooldown has passed since the story's last alert:
+it brings a development and, except for doubt, the rule's cooldown has passed since the
+story's last alert:
 
-- new facts: names and numbers the story's earlier articles did not have, weighed by how rare
+- new facts: names, numbers and quotations the story's articles did not have, weighed by how rare
   they are in the window (`fact_weight`), adding up to `NEW_FACTS`; or
 - new content: the article is far (cosine below `FAR`) from every article that already
   alerted for the rule; or
 - doubt: the article only just reached the join threshold (`UNSURE`). It may be another event,
-  and a missed event is worse than one extra message.
+  and a missed event is worse than one extra message, so the cooldown does not hold it back.
 
 A development held back by the cooldown is still news for the next article after it: the store
 passes every fact added since the last alert (`StoryContext.fresh`).
@@ -20,12 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from monitor.stories.terms import NAME, NUMBER
+from monitor.stories.terms import NAME, NUMBER, QUOTE
 
 NEW_FACTS = 1.5  # summed weight of new names/numbers that makes a development
 RARE = 3.0  # idf at which a new fact counts fully (1.0); commoner facts count less
 FAR = 0.15  # cosine to every alerted article below which the content itself is new
 UNSURE = 1.15  # a join score below this (1.0 = the threshold) is a doubtful join
+MIN_WINDOW = 50  # fact weights presume a window of at least this many articles
 SHOWN_FACTS = 6  # at most this many new facts named in a follow-up's "what is new" line
 
 
@@ -60,14 +62,19 @@ class StoryContext:
     outlets: tuple[str, ...] = ()
 
 
+def doubtful(ctx: StoryContext) -> bool:
+    """Did the article only just make it into the story? Then it may be another event."""
+    return 0.0 < ctx.score < UNSURE
+
+
 def development(ctx: StoryContext) -> str | None:
     """What makes this article news for a story that already alerted, or None."""
+    if doubtful(ctx):
+        return "may be a separate event: only loosely like the story"
     if sum(ctx.fresh.values()) >= NEW_FACTS:
         return "new: " + describe(ctx.fresh)
     if ctx.novelty >= 1.0 - FAR:
         return "new angle: little in common with what was already sent"
-    if 0.0 < ctx.score < UNSURE:
-        return "may be a separate event: only loosely like the story"
     return None
 
 
@@ -80,6 +87,8 @@ def describe(fresh: Mapping[str, float]) -> str:
 def _readable(fact: str) -> str:
     if fact.startswith(NAME):
         return fact[1:].title()
+    if fact.startswith(QUOTE):
+        return f"«{fact[1:]}…»"
     return fact.removeprefix(NUMBER)
 
 
@@ -98,6 +107,6 @@ def story_alert(
     if development(ctx) is None:
         return None
     last = max(s.at for s in ctx.sent)
-    if now - last < timedelta(seconds=cooldown):
+    if now - last < timedelta(seconds=cooldown) and not doubtful(ctx):
         return None
     return max(s.n for s in ctx.sent) + 1

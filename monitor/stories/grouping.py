@@ -5,9 +5,9 @@ telling terms (an inverted index the store keeps for the window) and joins the m
 when the similarity reaches `JOIN`, else opens a story of its own. A term's weight is its count
 (title words count double, see `terms`) times its inverse document frequency over the articles
 of the window, so what every story says ("Ukraine" in a Ukraine-watching window, "Covid" in
-2021) weighs little without any list. A story is compared through its members: the best match
-among its most recent `MEMBERS` articles, so a story that drifts over a day (a ceremony, then
-the reactions) still takes the next report, and a big story does not become a vague average.
+2021) weighs little without any list. A story is compared through the sum of its most recent
+`MEMBERS` articles' terms, so a story that drifts over a day (a ceremony, then the reactions)
+follows its latest reports, and a big story does not become a vague average of all of them.
 
 Across languages only names, numbers and lexicon concepts can meet, so an article is held to
 `JOIN_CROSS` against a story none of whose members is in its language.
@@ -22,9 +22,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-JOIN = 0.30  # cosine similarity to a member at which an article joins its story
+from monitor.stories.terms import NUMBER
+
+JOIN = 0.30  # cosine similarity to a story at which an article joins it
 JOIN_CROSS = 0.20  # ... when the article's language is not among the story's
 MEMBERS = 8  # a story is compared through its most recent members
+BRIDGE = 1.6  # another story this close (1.0 = JOIN) is the same event: merge it
+NUMBERS_APART = 0.6  # similarity kept when an article's numbers are all new to the story
 QUERY_TERMS = 12  # an article looks up candidate stories by its heaviest terms
 INDEX_TERMS = 12  # ... and is filed in the index under as many
 
@@ -49,17 +53,18 @@ def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     return dot / norm
 
 
-def heaviest(terms: Mapping[str, float], df: Mapping[str, int], n: int, k: int) -> list[str]:
-    """The k terms that say most about this article (for the candidate index)."""
-    ranked = sorted(weighted(terms, df, n).items(), key=lambda tw: (-tw[1], tw[0]))
+def heaviest(vector: Mapping[str, float], k: int) -> list[str]:
+    """The k terms that say most about an article (for the candidate index)."""
+    ranked = sorted(vector.items(), key=lambda tw: (-tw[1], tw[0]))
     return [t for t, _ in ranked[:k]]
 
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One article of a story as grouping sees it."""
+    """One article of a story as grouping sees it: its terms weighted by idf when it joined
+    (so a story costs nothing to re-weigh as the window's frequencies move)."""
 
-    terms: Mapping[str, float]
+    vector: Mapping[str, float]
     language: str | None
 
 
@@ -81,34 +86,46 @@ class Placement:
     bridged: tuple[int, ...] = ()
 
 
-def similarity(
-    article: Mapping[str, float], language: str | None, story: StoryView, df, n: int
-) -> float:
-    """How close the article is to the story, scaled so that 1.0 means 'at the join threshold'.
+def similarity(vector: Mapping[str, float], language: str | None, story: StoryView) -> float:
+    """How close an article (its weighted terms) is to a story, scaled so that 1.0 means 'at
+    the join threshold'.
 
-    Across languages the raw cosine is judged against JOIN_CROSS instead of JOIN.
+    The story is the sum of its recent members' vectors (a centroid: one stray member cannot
+    pull in articles like itself alone); across languages the cosine is judged against
+    JOIN_CROSS instead of JOIN.
     """
-    vector = weighted(article, df, n)
-    best = max((cosine(vector, weighted(m.terms, df, n)) for m in story.members), default=0.0)
+    centroid: dict[str, float] = {}
+    for member in story.members:
+        for term, weight in member.vector.items():
+            centroid[term] = centroid.get(term, 0.0) + weight
+    score = cosine(vector, centroid)
+    if NUMBERS_APART and _numbers_apart(vector, centroid):
+        score *= NUMBERS_APART
     languages = {m.language for m in story.members if m.language}
     cross = bool(language and languages and language not in languages)
-    return best / (JOIN_CROSS if cross else JOIN)
+    return score / (JOIN_CROSS if cross else JOIN)
+
+
+def _numbers(vector: Mapping[str, float]) -> set[str]:
+    return {t for t in vector if t.startswith(NUMBER) and len(t) > 2}
+
+
+def _numbers_apart(vector: Mapping[str, float], centroid: Mapping[str, float]) -> bool:
+    """Two or more numbers, none of them the story's: another day's figures, another result."""
+    mine = _numbers(vector)
+    return len(mine) >= 2 and bool(_numbers(centroid)) and not mine & centroid.keys()
 
 
 def place(
-    article: Mapping[str, float],
-    language: str | None,
-    stories: Iterable[StoryView],
-    df: Mapping[str, int],
-    n: int,
+    vector: Mapping[str, float], language: str | None, stories: Iterable[StoryView]
 ) -> Placement:
     """The story this article joins (the most similar at or above the threshold), if any."""
     scored = sorted(
-        ((similarity(article, language, s, df, n), s.id) for s in stories),
+        ((similarity(vector, language, s), s.id) for s in stories),
         key=lambda pair: (-pair[0], pair[1]),
     )
     above = [(score, sid) for score, sid in scored if score >= 1.0]
     if not above:
         return Placement(None, scored[0][0] if scored else 0.0)
     (score, best), rest = above[0], above[1:]
-    return Placement(best, score, tuple(sid for _s, sid in rest))
+    return Placement(best, score, tuple(sid for s, sid in rest if s >= BRIDGE))

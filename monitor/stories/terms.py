@@ -12,7 +12,8 @@ feed summary):
 - `@name` as well, for a capitalised word inside a sentence (a name as written: `@draghi`,
   whatever the stemmer of either language makes of it); title-case headlines, where every word
   is capitalised, give no names;
-- `#number`, with thousands separators dropped (`1.400` = `1,400` = `#1400`).
+- `#number`, with thousands separators dropped (`1.400` = `1,400` = `#1400`);
+- `"quotation`: the first words of a quoted phrase (outlets quote the same words).
 
 Names, numbers and concepts are the same in every language; plain stems only meet within one.
 How much a shared term counts is not decided here: `grouping` weighs it by how rare it is in
@@ -30,14 +31,19 @@ import Stemmer
 import stopwordsiso
 
 from monitor.stories.lexicon import Lexicon
-from monitor.text import fold
+from monitor.text import fold, words
 
 TITLE_WEIGHT = 2.0  # a title word counts this many times a lead word
 LEAD_WORDS = 50  # words of the summary (else the text) compared with other articles
+FACT_WORDS = 400  # words of the body whose names and numbers count as told
 NAME_WEIGHT = 1.0  # a name counts this much on top of its stem
-NAME, NUMBER, CONCEPT = "@", "#", "="
+NAME, NUMBER, CONCEPT, QUOTE = "@", "#", "=", '"'
+QUOTE_WORDS = 6  # a quotation is known by its first words (outlets cut quotes differently)
 
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
+# a word with a number glued on (COVID-19, G7, PS5) is one word, not a number fact
+_TOKEN = re.compile(r"[^\W\d_]+-?\d+\b|\d+(?:[.,]\d+)*|[^\W\d_]+")
+_QUOTED = re.compile(r'[«“"]([^«»“”"]{12,300})[»”"]')
+_URL = re.compile(r"<?(?:https?://|www\.)\S+>?")  # a link names no event
 _SENTENCE_END = re.compile(r"[.!?:;\"«»“”(\[\n|–—-]\s*$")
 
 
@@ -91,21 +97,24 @@ def _tokens(text: str) -> Iterable[tuple[str, bool]]:
 
 def _terms(text: str, language: str | None, lexicon: Lexicon, stop: frozenset[str]) -> Counter:
     counts: Counter[str] = Counter()
+    text = _URL.sub(" ", text)
+    for quoted in _QUOTED.findall(text):
+        said = [w for w in words(quoted) if w not in stop][:QUOTE_WORDS]
+        if len(said) >= 3:
+            counts[QUOTE + " ".join(said)] += 1
     for token, is_name in _tokens(text):
         if token[0].isdigit():
             counts[_number(token)] += 1
             continue
-        word = fold(token)
+        word = fold(token).replace("-", "")
         acronym = token.isupper() and len(token) >= 2
         if len(word) < 2 or (word in stop and not acronym):
             continue
         root = stem(word, language)
         concept = lexicon.concept(language, root)
-        if concept is not None:
-            counts[CONCEPT + concept] += 1
-            continue
-        counts[root] += 1
-        if is_name or acronym:
+        term = CONCEPT + concept if concept is not None else root
+        counts[term] += 1
+        if concept is None and (is_name or acronym):
             counts[NAME + word] += NAME_WEIGHT
     return counts
 
@@ -127,6 +136,13 @@ def article_terms(
     return dict(counts)
 
 
+def article_facts(title: str, body: str, language: str | None, lexicon: Lexicon) -> frozenset[str]:
+    """The names and numbers of the title and the first FACT_WORDS words of the body: what an
+    article has told, so a later report repeating them is not news."""
+    text = " ".join(body.split()[:FACT_WORDS])
+    return frozenset(t for t in article_terms(title, text, language, lexicon) if is_fact(t))
+
+
 def is_fact(term: str) -> bool:
-    """Names and numbers: what a later report must add to count as a development."""
-    return term[:1] in (NAME, NUMBER)
+    """Names, numbers and quotations: what a later report must add to be a development."""
+    return term[:1] in (NAME, NUMBER, QUOTE)
