@@ -242,7 +242,7 @@ def place_story(
     conn: sqlite3.Connection, article_id: int, candidate: Candidate, now: datetime, since: datetime
 ) -> None:
     """Put an article some rule matched in a story (also an edit that matches only now)."""
-    if candidate.matches and candidate.terms:
+    if candidate.matches:  # even with no terms: then it is a story of its own
         assign_story(conn, article_id, candidate, now, since)
 
 
