@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -337,7 +337,9 @@ def alert_stats(labels: Mapping[str, Label], stored: Stored) -> dict[str, Any]:
 # ---- one set -------------------------------------------------------------------------------
 
 
-def evaluate_set(label_set: LabelSet, knobs: Knobs, show_errors: int = 0) -> dict[str, Any]:
+def evaluate_set(
+    label_set: LabelSet, knobs: Knobs, show_errors: int = 0, quiet: bool = False
+) -> dict[str, Any]:
     """Replay one set, then score the stored stories against its labels."""
     labels = read_labels(label_set.tsv)
     shots = snapshots(label_set.snapshots)
@@ -375,7 +377,8 @@ def evaluate_set(label_set: LabelSet, knobs: Knobs, show_errors: int = 0) -> dic
         "wall_s": round(wall, 3),
         "cpu_ms_per_article": round(1000 * cpu / stored.articles, 3) if stored.articles else None,
     }
-    print_result(result)
+    if not quiet:
+        print_result(result)
     if show_errors:
         print_errors(labels, pred, stored, show_errors)
     return result
@@ -461,11 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="list the N worst merges and splits of each set")  # fmt: skip
     parser.add_argument("--corpus", type=Path, default=CORPUS, help=f"default: {CORPUS}")
     parser.add_argument("--patch", action="append", default=[], metavar="MODULE.NAME=VALUE",
-                        help="try another setting, e.g. monitor.stories.grouping.JOIN=0.25")  # fmt: skip
+                        help="another setting: monitor.stories.grouping.JOIN=0.25")  # fmt: skip
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep each set's database as DIR/SET.db")  # fmt: skip
     parser.add_argument("--nearby", action="store_true",
-                        help="also replay at nearby grouping thresholds (JOIN +-0.05)")  # fmt: skip
+                        help="also replay at JOIN and JOIN_CROSS +-0.05")  # fmt: skip
     return parser
 
 
@@ -491,9 +494,35 @@ def main(argv: list[str] | None = None, knobs: Knobs | None = None) -> dict[str,
     out: dict[str, Any] = {"sets": {}, "skipped": skipped}
     for label_set in found:
         out["sets"][label_set.name] = evaluate_set(label_set, knobs, args.show_errors)
+    if args.nearby:
+        out["nearby"] = nearby(found, knobs)
     if args.json:
         print(json.dumps(out, indent=2, ensure_ascii=False))
     return out
+
+
+NEARBY = (("JOIN", -0.05), ("JOIN", 0.05), ("JOIN_CROSS", -0.05), ("JOIN_CROSS", 0.05))
+
+
+def nearby(found: Sequence[LabelSet], knobs: Knobs) -> list[dict[str, Any]]:
+    """The figures at settings next to the chosen ones: a result on a knife-edge shows here."""
+    from monitor.stories import grouping
+
+    print("\nnearby settings (pairwise F1 / bilingual joined / never alerted / most alerts):")
+    rows = []
+    for name, delta in NEARBY:
+        value = round(getattr(grouping, name) + delta, 3)
+        patches = {**knobs.patches, f"monitor.stories.grouping.{name}": value}
+        trial = Knobs(knobs.story_window, knobs.monitor, patches)
+        figures = {s.name: evaluate_set(s, trial, quiet=True) for s in found}
+        cells = [
+            f"{n[:12]} F1 {r['pairwise']['f1']:.3f} bi {(r['bilingual'] or {}).get('joined', '-')} "
+            f"never {r['alerts']['stories_never_alerted']} most {r['alerts']['max_for_one_story']}"
+            for n, r in figures.items()
+        ]
+        print(f"  {name}={value}: " + " | ".join(cells))
+        rows.append({"setting": f"{name}={value}", "sets": figures})
+    return rows
 
 
 if __name__ == "__main__":
