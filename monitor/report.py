@@ -8,6 +8,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from monitor.models import Article, Match
+from monitor.stories.developments import readable
 
 
 def local_time(value: datetime | None, timezone: str) -> str:
@@ -159,6 +160,6 @@ def timeline_entry(entry, timezone: str) -> str:
     ]
     lines += [f"    ALERTED {why}" for why in entry.alerted]
     if entry.fresh:
-        shown = ", ".join(f[1:] for f in entry.fresh[:12])
+        shown = ", ".join(readable(f) for f in entry.fresh[:12])
         lines.append(f"    added: {shown}")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from monitor.stories.terms import NAME, NUMBER, QUOTE
 
-NEW_FACTS = 1.5  # summed weight of new names/numbers that makes a development
+NEW_FACTS = 2.0  # summed weight of new names/numbers that makes a development
 RARE = 3.0  # idf at which a new fact counts fully (1.0); commoner facts count less
 FAR = 0.15  # cosine to every alerted article below which the content itself is new
 UNSURE = 1.15  # a join score below this (1.0 = the threshold) is a doubtful join
@@ -81,10 +81,11 @@ def development(ctx: StoryContext) -> str | None:
 def describe(fresh: Mapping[str, float]) -> str:
     """The heaviest new facts, readable: `Hamilton, Verstappen, 100`."""
     shown = sorted(fresh.items(), key=lambda fw: (-fw[1], fw[0]))[:SHOWN_FACTS]
-    return ", ".join(_readable(f) for f, _w in shown)
+    return ", ".join(readable(f) for f, _w in shown)
 
 
-def _readable(fact: str) -> str:
+def readable(fact: str) -> str:
+    """A fact as a reader would write it: `@sturgeon` -> `Sturgeon`, `#1400` -> `1400`."""
     if fact.startswith(NAME):
         return fact[1:].title()
     if fact.startswith(QUOTE):
