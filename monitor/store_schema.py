@@ -208,22 +208,28 @@ def _v6_story_terms(db: sqlite_utils.Database) -> None:
 
     Each grouped article keeps its idf-weighted terms, language and join score while it is in the
     window; `term_df` and `window_docs` count the window's articles per term and 6-hour bucket
-    (document frequency); `story_index` files each grouped article's heaviest terms under its
-    story. The fact-based `story_keys` of version 3 go; `story_alerts` says why each alert went.
+    (document frequency); `story_index` files each story under its articles' heaviest terms;
+    `stories.centroid` sums its articles' vectors. The fact-based `story_keys` of version 3
+    go; `story_alerts` says why each alert went.
     """
     for column in ("vector", "language"):
         db["story_articles"].add_column(column, str)
     db["story_articles"].add_column("score", float)
     db["story_articles"].create_index(["at"])
     db["story_alerts"].add_column("reason", str)
+    db["stories"].add_column("centroid", str)
+    db["stories"].add_column("languages", str)
+    db.execute("CREATE INDEX story_articles_vector ON story_articles (at) WHERE vector IS NOT NULL")
     db.execute(
         "CREATE TABLE term_df (term TEXT NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL, "
         "PRIMARY KEY (term, bucket)) WITHOUT ROWID"
     )
     db.execute("CREATE INDEX term_df_bucket ON term_df (bucket)")
     db.execute("CREATE TABLE window_docs (bucket INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
-    db["story_index"].create({"term": str, "story_id": int, "at": str})
-    db["story_index"].create_index(["term", "at"])
+    db.execute(
+        "CREATE TABLE story_index (term TEXT NOT NULL, story_id INTEGER NOT NULL, at TEXT, "
+        "PRIMARY KEY (term, story_id)) WITHOUT ROWID"
+    )
     db["story_index"].create_index(["story_id"])
     db["story_index"].create_index(["at"])
     db["story_keys"].drop()

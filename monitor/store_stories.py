@@ -6,9 +6,11 @@ what they need from the window and writes the outcome. Window tables stay small 
 - `term_df` / `window_docs`: how many articles of each `BUCKET` (6 h) contained a term, and how
   many articles there were, so document frequency over the window is a sum of at most
   window / BUCKET rows per term, however long the history;
-- `story_index`: each grouped article's heaviest terms -> its story, for candidate lookup;
-- `story_articles`: each grouped article's idf-weighted terms (its vector), language and join
-  score: its story's members.
+- `story_index`: (term, story) for the heaviest terms of each story's articles, with the time
+  it was last filed, for candidate lookup;
+- `stories.centroid`: the sum of the story's article vectors (capped), compared with each new
+  article; `story_articles.vector`: one article's idf-weighted terms, kept while it is in the
+  window (to tell whether a later article says something new).
 
 All of it is pruned as the window moves; `stories`, `story_articles` and `story_alerts` stay as
 history until `history_retention`.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -102,75 +104,94 @@ def prune_window(conn: sqlite3.Connection, since: datetime) -> None:
 def _candidates(
     conn: sqlite3.Connection, query: Sequence[str], since: datetime
 ) -> list[grouping.StoryView]:
-    """The window's stories that share one of `query`'s terms, with their recent members."""
+    """The window's stories filed under one of `query`'s terms, most terms shared first."""
     if not query:
         return []
-    ids = [
-        int(r[0])
-        for r in conn.execute(
-            f"SELECT story_id FROM story_index WHERE term IN ({_marks(query)}) AND at >= ? "
-            "GROUP BY story_id ORDER BY COUNT(DISTINCT term) DESC, MAX(at) DESC LIMIT ?",
-            (*query, ts(since), CANDIDATES),
-        )
+    rows = conn.execute(
+        "SELECT s.id, s.centroid, s.languages FROM stories s JOIN (SELECT story_id, "
+        f"COUNT(*) AS shared, MAX(at) AS latest FROM story_index WHERE term IN ({_marks(query)}) "
+        "AND at >= ? GROUP BY story_id ORDER BY shared DESC, latest DESC LIMIT ?) c "
+        "ON c.story_id = s.id ORDER BY c.shared DESC, c.latest DESC",
+        (*query, ts(since), CANDIDATES),
+    ).fetchall()
+    return [
+        grouping.StoryView(int(sid), json.loads(centroid or "{}"), _languages(languages))
+        for sid, centroid, languages in rows
     ]
-    if not ids:
-        return []
-    members: dict[int, list[grouping.Member]] = defaultdict(list)
-    for sid, vector, language in conn.execute(
-        f"SELECT story_id, vector, language FROM story_articles WHERE story_id IN ({_marks(ids)}) "
-        "AND vector IS NOT NULL ORDER BY at DESC, article_id DESC",
-        ids,
-    ):
-        if len(members[sid]) < grouping.MEMBERS:
-            members[sid].append(grouping.Member(json.loads(vector), language))
-    return [grouping.StoryView(sid, tuple(members[sid])) for sid in ids if members[sid]]
+
+
+def _languages(text: str | None) -> frozenset[str]:
+    return frozenset(text.split(",")) if text else frozenset()
 
 
 def assign_story(
     conn: sqlite3.Connection, article_id: int, candidate: Candidate, now: datetime, since: datetime
 ) -> int:
     """Put the article in the story of the window it is most like (or a new one); its id."""
-    article, terms = candidate.article, candidate.terms
-    language = candidate.language or article.language
     row = conn.execute(
         "SELECT story_id FROM story_articles WHERE article_id = ?", (article_id,)
     ).fetchone()
     if row is not None:  # already placed (a replay, or an edit)
         return int(row[0])
-    df, n = window_df(conn, terms, since)
-    vector = grouping.weighted(terms, df, n)
-    views = _candidates(conn, grouping.heaviest(vector, grouping.QUERY_TERMS), since)
+    article = candidate.article
+    language = candidate.language or article.language
+    df, n = window_df(conn, candidate.terms, since)
+    vector = _rounded(grouping.weighted(candidate.terms, df, n))
+    views = _candidates(conn, grouping.lookup_terms(vector, df, n), since)
     placed = grouping.place(vector, language, views)
     if placed.story is None:
-        cur = conn.execute(
-            "INSERT INTO stories (first_seen, last_seen, headline, size, facts) "
-            "VALUES (?, ?, ?, 0, '[]')",
-            (ts(now), ts(now), article.title),
-        )
-        story_id = int(cur.lastrowid)
+        story_id = _open_story(conn, article, now)
+        story = grouping.StoryView(story_id, {})
     else:
         story_id = placed.story
+        story = next(v for v in views if v.id == story_id)
         if placed.bridged:
-            merge_stories(conn, story_id, placed.bridged)
+            story = merge_stories(conn, story, [v for v in views if v.id in placed.bridged])
     known = _facts(conn, story_id)
-    new = {t for t in terms if is_fact(t)} - known  # what its title and lead bring
+    new = {t for t in candidate.terms if is_fact(t)} - known  # what its title and lead bring
     fresh = {} if placed.story is None else _weigh_facts(new, df, n)
-    told = known | new | set(candidate.facts)
-    conn.execute(
-        "UPDATE stories SET last_seen = ?, size = size + 1, facts = ? WHERE id = ?",
-        (ts(now), _dump(_cap(told, df, n)), story_id),
-    )
+    _update_story(conn, story, vector, language, known | new | set(candidate.facts), now, df, n)
     conn.execute(
         "INSERT INTO story_articles (article_id, story_id, at, fresh, vector, language, score) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (article_id, story_id, ts(now), _dump(fresh), _dump(_rounded(vector)), language,
+        (article_id, story_id, ts(now), _dump(fresh), _dump(vector), language,
          placed.score if placed.story is not None else 0.0),
     )  # fmt: skip
     conn.executemany(
-        "INSERT INTO story_index (term, story_id, at) VALUES (?, ?, ?)",
+        "INSERT INTO story_index (term, story_id, at) VALUES (?, ?, ?) "
+        "ON CONFLICT (term, story_id) DO UPDATE SET at = excluded.at",
         [(t, story_id, ts(now)) for t in grouping.heaviest(vector, grouping.INDEX_TERMS)],
     )
     return story_id
+
+
+def _open_story(conn: sqlite3.Connection, article: Article, now: datetime) -> int:
+    cur = conn.execute(
+        "INSERT INTO stories (first_seen, last_seen, headline, size, facts, centroid) "
+        "VALUES (?, ?, ?, 0, '[]', '{}')",
+        (ts(now), ts(now), article.title),
+    )
+    return int(cur.lastrowid)
+
+
+def _update_story(
+    conn: sqlite3.Connection,
+    story: grouping.StoryView,
+    vector: Mapping[str, float],
+    language: str | None,
+    facts: set[str],
+    now: datetime,
+    df: Mapping[str, int],
+    n: int,
+) -> None:
+    """One more article in the story: its centroid, languages, facts, size and last time."""
+    languages = story.languages | ({language} if language else set())
+    conn.execute(
+        "UPDATE stories SET last_seen = ?, size = size + 1, facts = ?, centroid = ?, "
+        "languages = ? WHERE id = ?",
+        (ts(now), _dump(_cap(facts, df, n)), _dump(_rounded(grouping.add(story.centroid, vector))),
+         ",".join(sorted(languages)), story.id),
+    )  # fmt: skip
 
 
 def _rounded(vector: Mapping[str, float]) -> dict[str, float]:
@@ -201,38 +222,55 @@ def _cap(facts: set[str], df: Mapping[str, int], n: int) -> set[str]:
     return set(sorted(facts, key=lambda f: (df.get(f, 0), f))[:FACTS_CAP])
 
 
-def merge_stories(conn: sqlite3.Connection, into: int, others: Sequence[int]) -> None:
+def merge_stories(
+    conn: sqlite3.Connection, into: grouping.StoryView, others: Sequence[grouping.StoryView]
+) -> grouping.StoryView:
     """Fold `others` into story `into`: one event whose first reports shared too little.
 
     Their articles, index entries and alerts move over (alerts renumbered after `into`'s, so a
     rule's next follow-up counts on from all of them); the emptied stories are deleted.
     """
-    facts = _facts(conn, into)
+    facts, centroid, languages = _facts(conn, into.id), dict(into.centroid), set(into.languages)
     for other in others:
-        facts |= _facts(conn, other)
-        for table in ("story_articles", "story_index"):
-            conn.execute(f"UPDATE {table} SET story_id = ? WHERE story_id = ?", (into, other))
-        moved = conn.execute(
-            "SELECT rule, article_id, at, reason FROM story_alerts WHERE story_id = ? ORDER BY at",
-            (other,),
-        ).fetchall()
-        conn.execute("DELETE FROM story_alerts WHERE story_id = ?", (other,))
-        for rule, article_id, at, reason in moved:
-            conn.execute(
-                "INSERT INTO story_alerts (story_id, rule, n, article_id, at, reason) VALUES "
-                "(?, ?, (SELECT COALESCE(MAX(n), -1) + 1 FROM story_alerts WHERE story_id = ? "
-                "AND rule = ?), ?, ?, ?)",
-                (into, rule, into, rule, article_id, at, reason),
-            )
+        facts |= _facts(conn, other.id)
+        centroid = grouping.add(centroid, other.centroid)
+        languages |= other.languages
+        conn.execute(
+            "UPDATE story_articles SET story_id = ? WHERE story_id = ?", (into.id, other.id)
+        )
+        conn.execute(
+            "INSERT INTO story_index (term, story_id, at) SELECT term, ?, at FROM story_index "
+            "WHERE story_id = ? ON CONFLICT (term, story_id) DO UPDATE SET "
+            "at = MAX(at, excluded.at)",
+            (into.id, other.id),
+        )
+        conn.execute("DELETE FROM story_index WHERE story_id = ?", (other.id,))
+        _move_alerts(conn, into.id, other.id)
         conn.execute(
             "UPDATE stories SET size = size + (SELECT size FROM stories WHERE id = ?), "
             "first_seen = MIN(first_seen, (SELECT first_seen FROM stories WHERE id = ?)), "
             "last_seen = MAX(last_seen, (SELECT last_seen FROM stories WHERE id = ?)) "
             "WHERE id = ?",
-            (other, other, other, into),
+            (other.id, other.id, other.id, into.id),
         )
-        conn.execute("DELETE FROM stories WHERE id = ?", (other,))
-    conn.execute("UPDATE stories SET facts = ? WHERE id = ?", (_dump(facts), into))
+        conn.execute("DELETE FROM stories WHERE id = ?", (other.id,))
+    conn.execute("UPDATE stories SET facts = ? WHERE id = ?", (_dump(facts), into.id))
+    return grouping.StoryView(into.id, centroid, frozenset(languages))
+
+
+def _move_alerts(conn: sqlite3.Connection, into: int, other: int) -> None:
+    moved = conn.execute(
+        "SELECT rule, article_id, at, reason FROM story_alerts WHERE story_id = ? ORDER BY at",
+        (other,),
+    ).fetchall()
+    conn.execute("DELETE FROM story_alerts WHERE story_id = ?", (other,))
+    for rule, article_id, at, reason in moved:
+        conn.execute(
+            "INSERT INTO story_alerts (story_id, rule, n, article_id, at, reason) VALUES "
+            "(?, ?, (SELECT COALESCE(MAX(n), -1) + 1 FROM story_alerts WHERE story_id = ? "
+            "AND rule = ?), ?, ?, ?)",
+            (into, rule, into, rule, article_id, at, reason),
+        )
 
 
 # --- alert planning ------------------------------------------------------------------------------

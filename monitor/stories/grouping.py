@@ -5,12 +5,13 @@ telling terms (an inverted index the store keeps for the window) and joins the m
 when the similarity reaches `JOIN`, else opens a story of its own. A term's weight is its count
 (title words count double, see `terms`) times its inverse document frequency over the articles
 of the window, so what every story says ("Ukraine" in a Ukraine-watching window, "Covid" in
-2021) weighs little without any list. A story is compared through the sum of its most recent
-`MEMBERS` articles' terms, so a story that drifts over a day (a ceremony, then the reactions)
-follows its latest reports, and a big story does not become a vague average of all of them.
+2021) weighs little without any list. A story is compared through its centroid: the sum of
+its articles' weighted terms, each weighed as it was when the article joined, kept to its
+`CENTROID_TERMS` heaviest terms, so comparing costs one small vector per candidate story
+however big the story grows.
 
 Across languages only names, numbers and lexicon concepts can meet, so an article is held to
-`JOIN_CROSS` against a story none of whose members is in its language.
+`JOIN_CROSS` against a story none of whose articles is in its language.
 
 An article close to several young stories bridges them: they were one event whose first
 reports happened to share too little (`bridged` lists them; the store merges them).
@@ -19,18 +20,19 @@ reports happened to share too little (`bridged` lists them; the store merges the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from monitor.stories.terms import NUMBER
 
 JOIN = 0.30  # cosine similarity to a story at which an article joins it
 JOIN_CROSS = 0.20  # ... when the article's language is not among the story's
-MEMBERS = 8  # a story is compared through its most recent members
+CENTROID_TERMS = 150  # a story's centroid keeps its heaviest terms
 BRIDGE = 1.6  # another story this close (1.0 = JOIN) is the same event: merge it
 NUMBERS_APART = 0.6  # similarity kept when an article's numbers are all new to the story
 QUERY_TERMS = 12  # an article looks up candidate stories by its heaviest terms
 INDEX_TERMS = 12  # ... and is filed in the index under as many
+COMMON = 0.10  # terms in more than this share of the window find too many stories to look up
 
 
 def idf(df: int, n: int) -> float:
@@ -60,20 +62,12 @@ def heaviest(vector: Mapping[str, float], k: int) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Member:
-    """One article of a story as grouping sees it: its terms weighted by idf when it joined
-    (so a story costs nothing to re-weigh as the window's frequencies move)."""
-
-    vector: Mapping[str, float]
-    language: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class StoryView:
-    """A candidate story: its id and its most recent members."""
+    """A candidate story: its id, centroid and the languages of its articles."""
 
     id: int
-    members: Sequence[Member]
+    centroid: Mapping[str, float]
+    languages: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,24 +80,31 @@ class Placement:
     bridged: tuple[int, ...] = ()
 
 
+def lookup_terms(vector: Mapping[str, float], df: Mapping[str, int], n: int) -> list[str]:
+    """The terms to find candidate stories by: the heaviest ones that another article of the
+    window has too, leaving out those so common that they would find most stories."""
+    useful = {t: w for t, w in vector.items() if 2 <= df.get(t, 0) <= max(3, COMMON * n)}
+    return heaviest(useful, QUERY_TERMS)
+
+
 def similarity(vector: Mapping[str, float], language: str | None, story: StoryView) -> float:
     """How close an article (its weighted terms) is to a story, scaled so that 1.0 means 'at
-    the join threshold'.
-
-    The story is the sum of its recent members' vectors (a centroid: one stray member cannot
-    pull in articles like itself alone); across languages the cosine is judged against
-    JOIN_CROSS instead of JOIN.
-    """
-    centroid: dict[str, float] = {}
-    for member in story.members:
-        for term, weight in member.vector.items():
-            centroid[term] = centroid.get(term, 0.0) + weight
-    score = cosine(vector, centroid)
-    if NUMBERS_APART and _numbers_apart(vector, centroid):
+    the join threshold'; across languages the cosine is judged against JOIN_CROSS."""
+    score = cosine(vector, story.centroid)
+    if NUMBERS_APART and _numbers_apart(vector, story.centroid):
         score *= NUMBERS_APART
-    languages = {m.language for m in story.members if m.language}
-    cross = bool(language and languages and language not in languages)
+    cross = bool(language and story.languages and language not in story.languages)
     return score / (JOIN_CROSS if cross else JOIN)
+
+
+def add(centroid: Mapping[str, float], vector: Mapping[str, float]) -> dict[str, float]:
+    """The centroid with one more article (or another story's centroid) added, capped."""
+    total = dict(centroid)
+    for term, weight in vector.items():
+        total[term] = total.get(term, 0.0) + weight
+    if len(total) <= CENTROID_TERMS:
+        return total
+    return dict(sorted(total.items(), key=lambda tw: (-tw[1], tw[0]))[:CENTROID_TERMS])
 
 
 def _numbers(vector: Mapping[str, float]) -> set[str]:
