@@ -477,7 +477,8 @@ def knobs_from_args(args: argparse.Namespace) -> Knobs:
     patches = {}
     for item in args.patch:
         name, _, value = item.partition("=")
-        patches[name.strip()] = float(value)
+        number = float(value)
+        patches[name.strip()] = int(number) if number.is_integer() and "." not in value else number
     return Knobs(patches=patches, keep=args.keep)
 
 

@@ -30,8 +30,8 @@ from monitor.stories import developments, grouping
 from monitor.stories.terms import is_fact
 
 BUCKET = timedelta(hours=6)  # granularity of the window's document frequencies
-CANDIDATES = 30  # stories compared with each article, the most term-sharing first
-FACTS_CAP = 400  # facts a story remembers (the rarest kept)
+CANDIDATES = 15  # stories compared with each article, the most term-sharing first
+FACTS_CAP = 200  # facts a story remembers (the rarest kept)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

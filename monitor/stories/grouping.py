@@ -27,7 +27,7 @@ from monitor.stories.terms import NUMBER
 
 JOIN = 0.30  # cosine similarity to a story at which an article joins it
 JOIN_CROSS = 0.20  # ... when the article's language is not among the story's
-CENTROID_TERMS = 150  # a story's centroid keeps its heaviest terms
+CENTROID_TERMS = 80  # a story's centroid keeps its heaviest terms
 BRIDGE = 1.6  # another story this close (1.0 = JOIN) is the same event: merge it
 NUMBERS_APART = 0.6  # similarity kept when an article's numbers are all new to the story
 QUERY_TERMS = 12  # an article looks up candidate stories by its heaviest terms
