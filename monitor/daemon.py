@@ -36,7 +36,7 @@ from monitor.process import LooseThreads, alone, lock_database
 from monitor.rules import RuleSet
 from monitor.store import Store
 from monitor.store_outbox import Outbox, Pending, release_leases
-from monitor.stories.developments import StoryContext
+from monitor.stories.developments import OPENING, StoryContext
 from monitor.stories.lexicon import load_lexicon
 
 log = logs.get_logger("monitor.daemon")
@@ -256,10 +256,29 @@ class Monitor:
             items, rule=rule, timezone=self.config.settings.timezone, now=utcnow()
         )
 
+    def name_all_outlets(self) -> None:
+        """An unsent story alert names every outlet the story has by now: polls of other
+        outlets that ran at the same time joined it after the alert was written."""
+        tz = self.config.settings.timezone
+        for outbox_id, article_id, rule_name, story_id, why in self.outbox.unsent_story_alerts():
+            rule = self.rules_by_name.get(rule_name)
+            article = self.store.article(article_id)
+            match = self.store.match(article_id, rule_name)
+            if rule is None or article is None or match is None:
+                continue
+            others = [o for o in self.store.story_outlets(story_id) if o != article.source]
+            follow_up = why if why and why != OPENING else False
+            message = alerts.render_alert(
+                article, match, source_title=article.source, rule=rule, timezone=tz,
+                also_reported_by=others, follow_up=follow_up,
+            )  # fmt: skip
+            self.outbox.rewrite(outbox_id, message)
+
     async def drain(self) -> DrainResult | None:
         """Send what is due; overlapping calls return at once (the next tick picks up)."""
         if self._drain_lock.locked():
             return None
+        self.name_all_outlets()
         async with self._drain_lock:
             result = await drain_outbox(
                 self.outbox,

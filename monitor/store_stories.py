@@ -393,7 +393,7 @@ def record_story_alert(
     if any(s.article_id == article_id for s in ctx.sent):
         return
     n = max((s.n for s in ctx.sent), default=-1) + 1
-    reason = "first report" if n == 0 else developments.development(ctx) or ""
+    reason = developments.OPENING if n == 0 else developments.development(ctx) or ""
     conn.execute(
         "INSERT OR IGNORE INTO story_alerts (story_id, rule, n, article_id, at, reason) "
         "VALUES (?, ?, ?, ?, ?, ?)",

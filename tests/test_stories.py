@@ -97,7 +97,8 @@ def outbox(monitor: Monitor) -> list[tuple]:
 
 def seed_item(corpus: Path) -> Item:
     lines = [ln.strip() for ln in (corpus / "seed-article.md").read_text().splitlines()]
-    paras = [ln for ln in lines[1:] if ln]
+    lines = [ln for ln in lines if ln]  # the title is the first line with text
+    paras = lines[1:]
     body = "".join(f"<p>{html.escape(p)}</p>" for p in paras)
     return Item("seed", lines[0], body, link="https://www.corriere.it/esteri/garanzie-kiev")
 

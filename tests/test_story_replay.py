@@ -132,6 +132,7 @@ class Arrival:
 
 
 def read_post(post: ReceivedPost, round_: int) -> Arrival:
+    """What a reader takes from an alert's text: article, outlet, news line, other outlets."""
     lines = post.payload["message"].splitlines()
     at = next(i for i, ln in enumerate(lines) if ln.startswith(("http://", "https://")))
     also = next((ln for ln in lines if ln.startswith("Also reported by: ")), "")

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 from monitor.stories.terms import NAME, NUMBER, QUOTE
 
+OPENING = "first report"  # why a story's first alert went
 NEW_FACTS = 2.0  # summed weight of new names/numbers that makes a development
 RARE = 3.0  # idf at which a new fact counts fully (1.0); commoner facts count less
 FAR = 0.15  # cosine to every alerted article below which the content itself is new
@@ -69,12 +70,12 @@ def doubtful(ctx: StoryContext) -> bool:
 
 def development(ctx: StoryContext) -> str | None:
     """What makes this article news for a story that already alerted, or None."""
-    if doubtful(ctx):
-        return "may be a separate event: only loosely like the story"
     if sum(ctx.fresh.values()) >= NEW_FACTS:
         return "new: " + describe(ctx.fresh)
     if ctx.novelty >= 1.0 - FAR:
         return "new angle: little in common with what was already sent"
+    if doubtful(ctx):
+        return "may be a separate event: only loosely like the story"
     return None
 
 
