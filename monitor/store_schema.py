@@ -231,6 +231,7 @@ def _v6_story_terms(db: sqlite_utils.Database) -> None:
         "PRIMARY KEY (term, story_id)) WITHOUT ROWID"
     )
     db["story_index"].create_index(["story_id"])
+    db["story_index"].create_index(["term", "at"])
     db["story_index"].create_index(["at"])
     db["story_keys"].drop()
 

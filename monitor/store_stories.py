@@ -31,6 +31,7 @@ from monitor.stories.terms import is_fact
 
 BUCKET = timedelta(hours=6)  # granularity of the window's document frequencies
 CANDIDATES = 15  # stories compared with each article, the most term-sharing first
+PER_TERM = 40  # stories one term can bring to the comparison, the most recently filed first
 FACTS_CAP = 200  # facts a story remembers (the rarest kept)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -104,15 +105,23 @@ def prune_window(conn: sqlite3.Connection, since: datetime) -> None:
 def _candidates(
     conn: sqlite3.Connection, query: Sequence[str], since: datetime
 ) -> list[grouping.StoryView]:
-    """The window's stories filed under one of `query`'s terms, most terms shared first."""
+    """The window's stories filed under `query`'s terms, most terms shared first. Each term
+    brings at most its PER_TERM most recently filed stories, so the lookup reads a bounded
+    number of index rows however many stories the window holds."""
     if not query:
         return []
+    per_term = " UNION ALL ".join(
+        "SELECT * FROM (SELECT story_id, at FROM story_index WHERE term = ? AND at >= ? "
+        "ORDER BY at DESC LIMIT ?)"
+        for _ in query
+    )
+    params = [p for term in query for p in (term, ts(since), PER_TERM)]
     rows = conn.execute(
         "SELECT s.id, s.centroid, s.languages FROM stories s JOIN (SELECT story_id, "
-        f"COUNT(*) AS shared, MAX(at) AS latest FROM story_index WHERE term IN ({_marks(query)}) "
-        "AND at >= ? GROUP BY story_id ORDER BY shared DESC, latest DESC LIMIT ?) c "
-        "ON c.story_id = s.id ORDER BY c.shared DESC, c.latest DESC",
-        (*query, ts(since), CANDIDATES),
+        f"COUNT(*) AS shared, MAX(at) AS latest FROM ({per_term}) GROUP BY story_id "
+        "ORDER BY shared DESC, latest DESC LIMIT ?) c ON c.story_id = s.id "
+        "ORDER BY c.shared DESC, c.latest DESC",
+        (*params, CANDIDATES),
     ).fetchall()
     return [
         grouping.StoryView(int(sid), json.loads(centroid or "{}"), _languages(languages))
@@ -150,7 +159,8 @@ def assign_story(
     known = _facts(conn, story_id)
     new = {t for t in candidate.terms if is_fact(t)} - known  # what its title and lead bring
     fresh = {} if placed.story is None else _weigh_facts(new, df, n)
-    _update_story(conn, story, vector, language, known | new | set(candidate.facts), now, df, n)
+    told = known | new | set(candidate.facts)
+    _update_story(conn, story, vector, language, told if told != known else None, now, df, n)
     conn.execute(
         "INSERT INTO story_articles (article_id, story_id, at, fresh, vector, language, score) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -179,19 +189,24 @@ def _update_story(
     story: grouping.StoryView,
     vector: Mapping[str, float],
     language: str | None,
-    facts: set[str],
+    facts: set[str] | None,
     now: datetime,
     df: Mapping[str, int],
     n: int,
 ) -> None:
-    """One more article in the story: its centroid, languages, facts, size and last time."""
+    """One more article in the story: its centroid, languages, size, last time, and its facts
+    when the article told new ones (`facts` None: most reports tell nothing new)."""
     languages = story.languages | ({language} if language else set())
     conn.execute(
-        "UPDATE stories SET last_seen = ?, size = size + 1, facts = ?, centroid = ?, "
-        "languages = ? WHERE id = ?",
-        (ts(now), _dump(_cap(facts, df, n)), _dump(_rounded(grouping.add(story.centroid, vector))),
+        "UPDATE stories SET last_seen = ?, size = size + 1, centroid = ?, languages = ? "
+        "WHERE id = ?",
+        (ts(now), _dump(_rounded(grouping.add(story.centroid, vector))),
          ",".join(sorted(languages)), story.id),
     )  # fmt: skip
+    if facts is not None:
+        conn.execute(
+            "UPDATE stories SET facts = ? WHERE id = ?", (_dump(_cap(facts, df, n)), story.id)
+        )
 
 
 def _rounded(vector: Mapping[str, float]) -> dict[str, float]:
