@@ -386,6 +386,7 @@ def write_config(
         "[monitor]",
         f"database = {_toml_str(str(database))}",
         f'interval = "{interval}"',
+        f'min_interval = "{interval}"',  # the bench polls faster than a user may by default
         f'timezone = "{shipped["monitor"].get("timezone", "UTC")}"',
         f"concurrency = {concurrency}",
         f"per_host = {concurrency}",

@@ -18,7 +18,12 @@ or Slack's `<!channel>` broken with a zero-width space) and then escaped for eac
   article URL.
 
 The article URL is used only when it is http(s) with a host; anything else (`javascript:`,
-`&#106;avascript:`, `data:`) is dropped from every format.
+`&#106;avascript:`, `data:`, the `guid:` key of an item whose feed gave no link) is dropped from
+every format, which then says "(no link)" so a reader does not look for one.
+
+Size: a headline is cut at HEADLINE_CHARS on a word, marked "…", before it is escaped (so never
+inside an escape), and the excerpt at `excerpt_chars`; `notify.fit` then cuts each body to what
+its channel's service accepts.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ from monitor.models import Alert, Article, Match, Message, Rule
 from monitor.stories.developments import StoryContext, development, story_alert
 
 TITLE_CHARS = 150
+HEADLINE_CHARS = 300  # no real headline is longer; a feed's 2 MB one must not fill every alert
+NAME_CHARS = 80  # each outlet named in "also reported by"
 DIGEST_CAP = 50
 FOLLOW_UP = "New development in a story you follow"
+NO_LINK = "(no link)"
 _ZWSP = "\u200b"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -176,7 +184,7 @@ def _when(article: Article) -> datetime | None:
 
 
 def _names(names: Sequence[str], cap: int = 10) -> str:
-    cleaned = [n for n in (_clean(x) for x in names) if n]
+    cleaned = [_trim(n, NAME_CHARS) for n in (_clean(x) for x in names) if n]
     more = len(cleaned) - cap
     return ", ".join(cleaned[:cap]) + (f" and {more} more" if more > 0 else "")
 
@@ -194,7 +202,7 @@ class _Item:
 
     @classmethod
     def of(cls, article: Article, match: Match, source_title: str, timezone: str) -> _Item:
-        headline = _clean(article.title) or "(no title)"
+        headline = _trim(_clean(article.title), HEADLINE_CHARS) or "(no title)"
         return cls(
             headline=headline,
             spans=find_terms(headline, match.terms),
@@ -203,6 +211,10 @@ class _Item:
             url=safe_url(article.url),
             terms=", ".join(_clean(t) for t in match.terms),
         )
+
+    def no_link(self) -> str:
+        """Said after the outlet and time when there is no link to click: a reader looks for one."""
+        return "" if self.url else f" · {NO_LINK}"
 
     def md_head(self) -> str:
         head = _md_marked(self.headline, self.spans)
@@ -235,19 +247,19 @@ def render_alert(
     news = FOLLOW_UP + (f" ({_clean(follow_up)})" if isinstance(follow_up, str) else "")
 
     text = [news, ""] if follow_up else []
-    text += [it.headline, f"{it.outlet} · {it.when}"] + ([it.url] if it.url else [])
+    text += [it.headline, f"{it.outlet} · {it.when}", it.url or NO_LINK]
     text += ["", snippet] if snippet else []
     text += ["", f"Rule: {rule_name} · Matched: {it.terms}"]
     text += [f"Also reported by: {others}"] if others else []
 
     md = [f"_{_md(news)}_", ""] if follow_up else []
-    md += [it.md_head(), "", f"{_md(it.outlet)} · {_md(it.when)}", ""]
+    md += [it.md_head(), "", f"{_md(it.outlet)} · {_md(it.when)}{_md(it.no_link())}", ""]
     md += [_md_marked(snippet, spans), ""] if snippet else []
     md += [f"Rule: {_md(rule_name)} · Matched: {_md(it.terms)}"]
     md += ["", f"Also reported by: {_md(others)}"] if others else []
 
     hl = [f"<p><i>{_h(news)}</i></p>"] if follow_up else []
-    hl += [f"<p><b>{it.html_head()}</b><br>{_h(it.outlet)} · {_h(it.when)}</p>"]
+    hl += [f"<p><b>{it.html_head()}</b><br>{_h(it.outlet)} · {_h(it.when)}{_h(it.no_link())}</p>"]
     hl += [f"<p>{_html_marked(snippet, spans)}</p>"] if snippet else []
     hl += [f"<p>Rule: {_h(rule_name)} · Matched: {_h(it.terms)}</p>"]
     hl += [f"<p>Also reported by: {_h(others)}</p>"] if others else []
@@ -283,9 +295,9 @@ def render_digest(
     for article, match, source_title in ordered[:DIGEST_CAP]:
         it = _Item.of(article, match, source_title, timezone)
         line = f"{it.outlet} · {it.when} · {it.terms}"
-        text.append(f"• {it.headline}\n  {line}" + (f"\n  {it.url}" if it.url else ""))
-        md.append(f"- {it.md_head()} — {_md(line)}")
-        hl.append(f"<li>{it.html_head()} — {_h(line)}</li>")
+        text.append(f"• {it.headline}\n  {line}\n  {it.url or NO_LINK}")
+        md.append(f"- {it.md_head()} — {_md(line + it.no_link())}")
+        hl.append(f"<li>{it.html_head()} — {_h(line + it.no_link())}</li>")
     hl.append("</ul>")
     if more:
         tail = f"… and {more} more"

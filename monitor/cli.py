@@ -8,12 +8,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from monitor import __version__, logs, notify, report, source_health, store_health
+from monitor import __version__, logs, notify, report, secrets, source_health, store_health
 from monitor import config as config_mod
 from monitor.daemon import Daemon, Monitor
 from monitor.delivery import DrainResult
@@ -28,6 +30,7 @@ from monitor.errors import (
 from monitor.fetch import Fetcher
 from monitor.models import Message, Source
 from monitor.pipeline import PollResult, analyse
+from monitor.process import LockFileError
 from monitor.rules import Document, RuleSet, parse_query
 from monitor.store import Store
 from monitor.store_outbox import Outbox
@@ -57,7 +60,9 @@ class Context:
         return self._config
 
     def store(self) -> Store:
-        return Store(self.config.settings.database)
+        """The database, read-only: every command that uses this one only reads, so it works on
+        a file this user cannot write, and never creates one (`once` and `run` do)."""
+        return Store(self.config.settings.database, read_only=True)
 
     def fetcher(self) -> Fetcher:
         s = self.config.settings
@@ -84,7 +89,29 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Watch news sources and alert once per new development."""
+    _mask_output()
     ctx.obj = Context(config_path or config_mod.default_config_path(os.environ))
+
+
+class _Masked:
+    """A text stream that masks every known secret in what is written to it, so no command's
+    output (tables, summaries, errors) can show one, whatever built the text."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: Any) -> Any:
+        return self._stream.write(secrets.mask(text) if isinstance(text, str) else text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _mask_output() -> None:
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, _Masked):
+            setattr(sys, name, _Masked(stream))
 
 
 @cli.command()
@@ -134,6 +161,9 @@ def once(ctx: Context) -> None:
         click.echo(report.drain_summary(drained), err=True)
     if storage_error is not None:
         raise StorageError(storage_error)  # main(): message, hint, exit 1
+    if results and all(r.outcome == "error" for r in results):  # some failures are routine
+        click.echo("error: no source could be polled", err=True)
+        raise SystemExit(1)
 
 
 async def _once(
@@ -317,7 +347,7 @@ def stories(ctx: Context, story_id: int | None, limit: int) -> None:
 @click.option(
     "--check",
     is_flag=True,
-    help="Exit 1 unless the daemon polled recently (for HEALTHCHECK and monitoring).",
+    help="Exit 1 unless polls are succeeding (for HEALTHCHECK and monitoring).",
 )
 @pass_ctx
 def sources(ctx: Context, check: bool) -> None:
@@ -326,13 +356,15 @@ def sources(ctx: Context, check: bool) -> None:
     with ctx.store() as store:
         if check:
             raise SystemExit(_liveness(ctx.config, store, now))
-        store.sync_sources(ctx.config.sources, now)
-        rows = store.sources_health()
+        rows = _as_configured(store.sources_health(), ctx.config.sources)
         settings = ctx.config.settings
-        health = source_health.assess(store_health.health_rows(store), now, settings.failing_after)
+        stored = _as_configured(store_health.health_rows(store), ctx.config.sources)
+        health = source_health.assess(stored, now, settings.failing_after)
     down = [h for h in health if h.down]
     names = frozenset(h.name for h in down)
     click.echo(report.sources_table(rows, settings.timezone, now=now, down=names))
+    if unknown := [s.name for s in ctx.config.sources if s.name not in {r["name"] for r in rows}]:
+        click.echo(f"\nnot polled yet (new in the config): {', '.join(unknown)}")
     if down:
         span = report.span(int(settings.failing_after))
         click.echo(f"\ndown (failing, no success for over {span}):")
@@ -340,19 +372,23 @@ def sources(ctx: Context, check: bool) -> None:
             click.echo(source_health.describe(h, settings.timezone))
 
 
+def _as_configured(rows: list[dict], sources: Sequence[Source]) -> list[dict]:
+    """Stored source rows with `enabled` as the config has it, which the daemon writes at its
+    next reload: `sources` only reads, so that it works on a database it cannot write."""
+    enabled = {s.name for s in sources if s.enabled}
+    return [{**row, "enabled": int(row["name"] in enabled)} for row in rows]
+
+
 def _liveness(cfg: config_mod.Config, store: Store, now: datetime) -> int:
-    """0 when some enabled source was polled within three of its intervals (plus a minute)."""
-    longest = max((s.interval for s in cfg.sources if s.enabled), default=0.0)
-    last = store.last_poll()
-    if last is None:
-        click.echo("no poll recorded yet", err=True)
-        return 1
-    age = (now - last).total_seconds()
-    if age > 3 * longest + 60:
-        click.echo(f"last poll was {int(age)} s ago: the daemon looks stuck", err=True)
-        return 1
-    click.echo(f"ok: last poll {int(age)} s ago")
-    return 0
+    """0 while polls are succeeding: some enabled source had a good poll within three of its
+    intervals (plus a minute) and is not down (source_health.polling_ok). A daemon that is stuck
+    or whose every source fails is 1 either way, so a green check means alerts can come."""
+    rows = store_health.health_rows(store)
+    report_ = source_health.assess(rows, now, cfg.settings.failing_after)
+    intervals = {s.name: s.interval for s in cfg.sources if s.enabled}
+    ok, why = source_health.polling_ok(report_, intervals, now)
+    click.echo(why, err=not ok)
+    return 0 if ok else 1
 
 
 def main() -> None:
@@ -367,7 +403,7 @@ def main() -> None:
 def _hint(exc: MonitorError) -> str:
     """What to check for the storage errors SQLite words tersely."""
     text = str(exc).lower()
-    if not isinstance(exc, StorageError):
+    if not isinstance(exc, StorageError) or isinstance(exc, LockFileError):  # says it all
         return ""
     if "full" in text or "disk i/o" in text:
         return "\n  (is the disk full, or a file size limit reached? nothing committed was lost)"

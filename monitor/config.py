@@ -5,7 +5,8 @@ Why it looks like this:
   fixing a config one error per run gives up. tomllib keeps no line numbers, so `_Locator` scans
   the raw text (skipping multi-line strings) for table headers and `key =` lines.
 - pydantic (extra="forbid", strict) checks each table on its own, so one bad source does not hide
-  the problems of the next; cross checks (duplicate names, undefined channels) run after.
+  the problems of the next; cross checks (duplicate names, undefined channels) run after, and
+  see a table's valid keys even when others are invalid, so no mistake hides another.
 - `${VAR}` is substituted in every string value before validation; the values are secrets and are
   masked (`***`) in every message, including ours.
 - Relative paths (`database`, an Apprise config file in `[channels]`) are relative to the current
@@ -25,17 +26,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from monitor import secrets
 from monitor.config_values import (
     NAME_PATTERN,
     Duration,
     DurationOrZero,
     Name,
+    PollInterval,
     Selector,
+    StoryWindow,
     show,
+    too_often,
+    unknown_apprise_scheme,
     valid_cron,
     valid_http_url,
     valid_language,
@@ -60,6 +65,7 @@ class Settings:
 
     database: Path = Path("data/monitor.db")
     interval: float = 300.0
+    min_interval: float = 10.0  # a shorter interval is refused: polling that often gets blocked
     timezone: str = "UTC"
     concurrency: int = 32
     per_host: int = 4
@@ -92,12 +98,18 @@ class Config:
         return mask_secrets(text, self.secrets)
 
 
-def mask_secrets(text: str, secrets: frozenset[str] | set[str]) -> str:
-    """Mask secrets longest first, so a secret containing another is hidden whole."""
-    forms = {f for s in secrets if len(s) >= 3 for f in (s, quote(s, safe=""), quote(s))}
-    for form in sorted(forms, key=len, reverse=True):
-        text = text.replace(form, "***")
-    return text
+def mask_secrets(text: str, values: frozenset[str] | set[str]) -> str:
+    """`text` with these secrets masked, in every form (see monitor/secrets.py)."""
+    return secrets.Secrets(values).mask(text)
+
+
+def _templates(raw: Mapping[str, Any]) -> list[str | None]:
+    """Each source's `url` as written, `${VAR}` and all: what may be stored and shown."""
+    items = raw.get("sources", [])
+    if not isinstance(items, list):
+        return []
+    return [i.get("url") if isinstance(i, dict) and isinstance(i.get("url"), str) else None
+            for i in items]  # fmt: skip
 
 
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -121,6 +133,7 @@ class _Table(BaseModel):
 class MonitorTable(_Table):
     database: str = "data/monitor.db"
     interval: Duration = 300.0
+    min_interval: Duration = 10.0
     timezone: Annotated[str, AfterValidator(valid_timezone)] = "UTC"
     concurrency: Annotated[int, Field(ge=1)] = 32
     per_host: Annotated[int, Field(ge=1)] = 4
@@ -128,7 +141,7 @@ class MonitorTable(_Table):
     max_bytes: Annotated[int, BeforeValidator(valid_size), Field(ge=1024)] = 10 * MB
     retention: Duration = 90 * 86400.0
     history_retention: Duration = 365 * 86400.0
-    story_window: Duration = 72 * 3600.0
+    story_window: StoryWindow = 72 * 3600.0
     health_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     log_format: Literal["auto", "human", "json"] = "auto"
     max_attempts: Annotated[int, Field(ge=1)] = 8
@@ -142,7 +155,7 @@ class SourceTable(_Table):
     url: Annotated[str, AfterValidator(valid_http_url)]
     kind: Literal["feed", "html"] = "feed"
     language: Annotated[str, AfterValidator(valid_language)] | None = None
-    interval: Duration | None = None
+    interval: PollInterval | None = None
     links: Selector | None = None
     title: Selector | None = None
     summary: Selector | None = None
@@ -289,6 +302,8 @@ class _Builder:
         self.problems: list[tuple[tuple[Any, ...], str]] = []
         self.secrets: set[str] = set()
         self.env_locs: set[tuple[Any, ...]] = set()  # values spoilt by an unset ${VAR}
+        self.invalid: dict[tuple[Any, ...], set[str]] = {}  # a table's keys that failed
+        self.context: dict[str, Any] = {}  # what a value's check needs from another table
 
     def problem(self, loc: tuple[Any, ...], message: str, env: bool = False) -> None:
         """Record one problem; an unset ${VAR} hides the follow-on errors of its value."""
@@ -323,16 +338,22 @@ class _Builder:
 
         return re.sub(r"\$\$\{|\$\{([^}\s]*)(\})?", repl, value)
 
-    def validate(self, model: type[_Table], data: Any, loc: tuple[Any, ...]) -> Any:
+    def validate(
+        self, model: type[_Table], data: Any, loc: tuple[Any, ...], part: bool = False
+    ) -> Any:
+        """The table's model, or None; with `part`, the model of its valid keys (all optional)."""
         if not isinstance(data, dict):
             hint = f" (write [[{loc[0]}]] for each entry)" if len(loc) > 1 else ""
             self.problem(loc, f"must be a table, not {show(data)}{hint}")
             return None
         try:
-            return model.model_validate(data)
+            return model.model_validate(data, context=self.context)
         except ValidationError as e:
             for err in e.errors():
                 self.pydantic_problem(model, loc, err)
+            bad = self.invalid[loc] = {str(err["loc"][0]) for err in e.errors() if err["loc"]}
+            if part:
+                return model.model_validate({k: v for k, v in data.items() if k not in bad})
         return None
 
     def pydantic_problem(self, model: type[_Table], loc: tuple[Any, ...], err: Any) -> None:
@@ -357,15 +378,18 @@ class _Builder:
         self.problem(full, message)
 
     def build(self, data: dict[str, Any]) -> Config:
-        data = self.substitute(data, ())
+        raw, data = data, self.substitute(data, ())
+        secrets.remember(self.secrets)  # masked in every message of this process from now on
         for key in data:
             if key not in _TOP:
                 self.problem((key,), f"unknown table or key{_suggest(key, _TOP)}")
-        monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",))
+        monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",), part=True)
         settings = _settings(monitor or MonitorTable(), self.path.parent)
+        if "min_interval" not in self.invalid.get(("monitor",), set()):
+            self.context["min_interval"] = settings.min_interval  # checks each source's interval
         channels = self.channels(data.get("channels", {}))
         self.cross_check_monitor(monitor, channels)
-        sources = self.sources(self.entries(data, "sources"), settings)
+        sources = self.sources(self.entries(data, "sources"), settings, _templates(raw))
         rules = self.rules(self.entries(data, "rules"), channels)
         if self.problems:
             ordered = sorted(self.problems, key=lambda p: self.locator.line(p[0]))
@@ -385,6 +409,7 @@ class _Builder:
     def cross_check_monitor(self, monitor: MonitorTable | None, channels: dict[str, str]) -> None:
         if monitor is None:
             return
+        ok = set(MonitorTable.model_fields) - self.invalid.get(("monitor",), set())
         name = monitor.health_channel
         if name is not None and name not in channels:
             hint = _suggest(name, channels, '; did you mean "{}"?')
@@ -393,9 +418,13 @@ class _Builder:
         for i, path in enumerate(_settings(monitor, self.path.parent).lexicon):
             if not path.is_file():
                 self.problem(("monitor", "lexicon", i), f"no such file: {path}")
-        if monitor.history_retention < monitor.retention:
+        both = {"retention", "history_retention"} <= ok  # else one is a default, not the user's
+        if both and monitor.history_retention < monitor.retention:
             what = "must be at least `retention` (stories and alerts outlive article bodies)"
             self.problem(("monitor", "history_retention"), what)
+        what = too_often(monitor.interval, monitor.min_interval)
+        if what and {"interval", "min_interval"} <= ok:
+            self.problem(("monitor", "interval"), what)
 
     def entries(self, data: dict[str, Any], section: str) -> list[Any]:
         value = data.get(section, [])
@@ -415,8 +444,10 @@ class _Builder:
                 self.problem(loc, 'is not a valid name: use letters, digits, "-", "_", "."')
             elif not isinstance(value, str) or not value.strip():
                 self.problem(loc, f"must be an Apprise URL or config file path, not {show(value)}")
-            elif re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value.strip()):
-                out[name] = value.strip()
+            elif m := re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value.strip()):
+                out[name] = value.strip()  # kept when wrong: rules naming it are not wrong too
+                if what := unknown_apprise_scheme(m.group(1)):
+                    self.problem(loc, what)
             elif Path(value).expanduser().is_file():
                 out[name] = str(Path(value).expanduser())
             else:
@@ -436,7 +467,9 @@ class _Builder:
         seen[name] = i
         return True
 
-    def sources(self, items: list[Any], settings: Settings) -> tuple[Source, ...]:
+    def sources(
+        self, items: list[Any], settings: Settings, templates: list[str | None]
+    ) -> tuple[Source, ...]:
         out: list[Source] = []
         seen: dict[str, int] = {}
         for i, item in enumerate(items):
@@ -453,6 +486,8 @@ class _Builder:
                              'to pages: add kind = "html", or remove it for a feed')  # fmt: skip
             fields = src.model_dump()
             fields["interval"] = src.interval or settings.interval
+            template = templates[i] if i < len(templates) else None
+            fields["url_template"] = template if template and template != src.url else None
             out.append(Source(**fields))
         return tuple(out)
 

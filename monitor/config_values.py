@@ -7,22 +7,34 @@ write the value instead. `show` quotes a wrong value the way TOML spells it.
 
 A digest's numeric day-of-week is rewritten to names (`1-5` -> `mon,tue,wed,thu,fri`) because
 crontab counts Sunday as 0 and APScheduler 3 counts Monday as 0; names mean the same to both.
+
+Limits, so a value that parses cannot crash a poll later: a duration is finite and at most
+`MAX_DURATION` (10 years; `now + 10 years` and `now - 10 years` are plain datetimes, while
+`now - 999999d` is before year 1 and made every poll fail), and `story_window` at most 30 days
+(every poll reads the window's frequencies and stories). A digest must fire within 5 years, and
+a channel's scheme must be one Apprise knows. Apprise and APScheduler are imported only when a
+value needs them: they are slow to import and most commands never check a channel or a digest.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import soupsieve
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from monitor.errors import RuleSyntaxError
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
+MAX_DURATION = 3650 * 86400.0  # 10 years: any duration (see the docstring for why)
+MAX_STORY_WINDOW = 30 * 86400.0  # story_window: every poll reads the whole window
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
 _UNIT_WORDS = {"sec": "s", "second": "s", "min": "m", "minute": "m", "hr": "h", "hour": "h"}
@@ -52,14 +64,52 @@ def show(value: Any) -> str:
     return kind + (text if len(text) <= 50 else text[:47] + "...")
 
 
-def valid_duration(value: Any, allow_zero: bool = False) -> float:
-    """Seconds from a duration text or a bare number of seconds."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+def valid_duration(value: Any, allow_zero: bool = False, most: float = MAX_DURATION) -> float:
+    """Seconds from a duration text or a bare number of seconds (TOML also has inf and nan)."""
+    not_finite = isinstance(value, float) and not math.isfinite(value)  # inf, nan: no timedelta
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or not_finite:
         raise ValueError(f'must be a duration such as "5m" (or seconds), not {show(value)}')
-    seconds = parse_duration(value) if isinstance(value, str) else float(value)
+    try:
+        seconds = parse_duration(value) if isinstance(value, str) else float(value)
+    except OverflowError:  # a whole number beyond any float
+        seconds = math.inf
     if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError("must be longer than zero")
+    if seconds > most:
+        limit = f'"{most / 86400:g}d"' + (" (10 years)" if most == MAX_DURATION else "")
+        raise ValueError(f"must be at most {limit}, not {show(value)}")
     return seconds
+
+
+def too_often(interval: float, least: float) -> str | None:
+    """Why a poll interval is refused under `[monitor] min_interval` (None: it is allowed)."""
+    if interval >= least:
+        return None
+    return (
+        f"is shorter than min_interval ({least:g}s): polling a site this often can get the "
+        "monitor blocked; lower [monitor] min_interval if you mean it"
+    )
+
+
+def _allowed_interval(value: float, info: ValidationInfo) -> float:
+    """A source's interval; `[monitor] min_interval` comes as the validation context."""
+    if what := too_often(value, (info.context or {}).get("min_interval", 0.0)):
+        raise ValueError(what)
+    return value
+
+
+def unknown_apprise_scheme(scheme: str) -> str | None:
+    """Why Apprise cannot send to `scheme://` (None: it has a plugin for it)."""
+    from apprise.manager_plugins import NotificationManager  # slow: only for a URL channel
+
+    known = NotificationManager().schemas()
+    if scheme.lower() in known:
+        return None
+    hint = " (for a web hook write json://, form:// or xml://)"
+    if scheme.lower() not in ("http", "https"):
+        close = difflib.get_close_matches(scheme.lower(), known, n=1, cutoff=0.75)
+        hint = f' (did you mean "{close[0]}://"?)' if close else ""
+    return f'unknown Apprise scheme "{scheme}://"{hint}'
 
 
 def valid_size(value: Any) -> Any:
@@ -178,10 +228,26 @@ def valid_cron(value: str) -> str:
     if fields[4] != "*":
         days = {d % 7 for d in days}
         fields[4] = ",".join(_DAYS[d % 7] for d in range(1, 8) if d % 7 in days)
+    if not _fires_soon(" ".join(fields)):
+        raise ValueError(
+            f'"{value}" never fires: no date in the next 5 years has this day of month, month '
+            "and day of week"
+        )
     return " ".join(fields)
+
+
+def _fires_soon(cron: str) -> bool:
+    """Whether APScheduler, which runs the digests, fires `cron` within 5 years from now."""
+    from apscheduler.triggers.cron import CronTrigger  # slow: only for a rule with a digest
+
+    now = datetime.now(UTC)
+    fire = CronTrigger.from_crontab(cron, timezone="UTC").get_next_fire_time(None, now)
+    return fire is not None and fire <= now + timedelta(days=5 * 366)
 
 
 Duration = Annotated[float, BeforeValidator(valid_duration)]
 DurationOrZero = Annotated[float, BeforeValidator(lambda v: valid_duration(v, allow_zero=True))]
+PollInterval = Annotated[float, BeforeValidator(valid_duration), AfterValidator(_allowed_interval)]
+StoryWindow = Annotated[float, BeforeValidator(lambda v: valid_duration(v, most=MAX_STORY_WINDOW))]
 Name = Annotated[str, AfterValidator(valid_name)]
 Selector = Annotated[str, AfterValidator(valid_selector)]

@@ -188,6 +188,7 @@ class Monitor:
         elapsed = (utcnow() - started).total_seconds()
         found, items = len(result.found), result.new + result.edited
         self.metrics.poll_done(result.outcome, elapsed, items=items, new=result.new, matches=found)
+        self.metrics.items_skipped(result.skipped_items)
         level = log.warning if result.outcome == "error" else log.info
         level("polled", source=name, outcome=result.outcome, new=result.new, matches=found,
               error=result.error, seconds=round(elapsed, 3))  # fmt: skip
@@ -199,7 +200,7 @@ class Monitor:
         state = self.store.source_state(source.name)
         retry = schedule.after_failure(source.interval, state.consecutive_errors + 1, started)
         try:
-            self.store.record_failure(source.name, error, started, retry, source.url)
+            self.store.record_failure(source.name, error, started, retry, source.shown_url)
         except MonitorError:
             log.exception("cannot record poll failure", source=source.name)
         return PollResult(source.name, "error", error=error)
@@ -316,6 +317,7 @@ class Monitor:
         s = self.config.settings
         report = source_health.assess(store_health.health_rows(self.store), now, s.failing_after)
         self.metrics.set_sources_failing(sum(h.down for h in report))
+        self.metrics.set_sources_malformed(sum(bool(h.enabled and h.warning) for h in report))
         if s.health_channel is None:
             return report
         by_name = {h.name: h for h in report}
@@ -349,6 +351,7 @@ class Daemon:
         self.health: HealthServer | None = None
         self._drain_task: asyncio.Task | None = None
         self._last_tick = utcnow()
+        self.exit_code = 0  # 1 once the database file is lost (see tick)
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -394,15 +397,21 @@ class Daemon:
         if workers.busy:  # everything is recorded and closed: do not wait for stuck threads
             log.warning("exiting with work still stuck in threads", jobs=workers.busy)
             logging.shutdown()
-            os._exit(0)
-        return 0
+            os._exit(self.exit_code)
+        return self.exit_code
 
     async def tick(self) -> None:
-        """Start due polls; measure how late the scheduler runs (lag)."""
+        """Start due polls; measure how late the scheduler runs (lag). A database file deleted or
+        replaced (Store.lost) stops us with exit status 1, for systemd or Docker to restart us."""
         now = utcnow()
         lag = max(0.0, (now - self._last_tick).total_seconds() - TICK)
         self._last_tick = now
         if self.monitor is None or self.stopping.is_set():
+            return
+        if (lost := self.monitor.store.lost()) is not None:
+            log.error("database file lost: stopping", reason=lost)
+            self.exit_code = 1
+            self.stop()
             return
         self.monitor.metrics.set_scheduler_lag(lag)
         try:
@@ -442,7 +451,8 @@ class Daemon:
     async def check(self) -> dict[str, bool | str]:
         alive = self.scheduler is not None and self.scheduler.running
         fresh = (utcnow() - self._last_tick).total_seconds() < 30
-        database = self.monitor is not None and self.monitor.store.writable()
+        store = self.monitor.store if self.monitor is not None else None
+        database = store is not None and (store.lost() or store.writable())  # lost: why
         return {"scheduler": alive and fresh, "database": database}
 
     async def watch_config(self) -> None:
@@ -497,7 +507,8 @@ class Daemon:
                     )
                     await asyncio.wait(pending, timeout=1.0)
             try:
-                monitor.release_dead_leases("stop")
+                if monitor.store.lost() is None:
+                    monitor.release_dead_leases("stop")
             except MonitorError:
                 log.exception("cannot release leases")
         if self.health is not None:

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.metrics import Metrics
+from monitor.secrets import mask
 
 Check = Callable[[], Awaitable[dict[str, bool | str]]]
 
@@ -59,7 +60,7 @@ class HealthServer:
 def _json(status: int, body: dict[str, Any]) -> web.Response:
     return web.Response(
         status=status,
-        text=json.dumps(body, sort_keys=True),
+        text=mask(json.dumps(body, sort_keys=True)),
         content_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
@@ -79,7 +80,8 @@ def _app(metrics: Metrics, check: Check, check_timeout: float) -> web.Applicatio
         return _json(200, {"status": "ok", "checks": results})
 
     async def metrics_view(_request: web.Request) -> web.Response:
-        response = web.Response(body=metrics.render(), headers={"Cache-Control": "no-store"})
+        body = mask(metrics.render().decode()).encode()  # label values are ours, but be sure
+        response = web.Response(body=body, headers={"Cache-Control": "no-store"})
         # Set the header as-is: the `content_type` argument would drop the `version` parameter.
         response.headers["Content-Type"] = metrics.content_type
         return response

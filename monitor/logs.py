@@ -17,18 +17,18 @@ escaped forms), the password in `scheme://user:pass@host`, and Telegram-style bo
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
-from urllib.parse import quote
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-MASK = "***"
+from monitor import secrets as _secrets
+
+MASK = _secrets.MASK
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -46,31 +46,17 @@ _BOT_TOKEN = re.compile(r"\b(\d{6,}):[A-Za-z0-9_-]{30,}")
 
 
 class Masker:
-    """Replaces secrets in text and in (nested) event dicts; the secret set can be swapped."""
+    """Masks secrets (monitor/secrets.py) in text and in (nested) event dicts, plus what looks
+    like a password in a URL or a bot token even when the config did not name it."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.set(secrets)
 
     def set(self, secrets: Iterable[str]) -> None:
-        forms: set[str] = set()
-        for secret in secrets:
-            if not isinstance(secret, str) or len(secret) < 3:
-                continue
-            forms |= {
-                secret,
-                quote(secret, safe=""),
-                quote(secret),
-                json.dumps(secret)[1:-1],  # as it appears inside a JSON string
-                json.dumps(secret, ensure_ascii=False)[1:-1],
-                repr(secret)[1:-1],  # as it appears in a repr()
-            }
-        # Longest first, so a secret that contains another is hidden whole.
-        self._forms = sorted((f for f in forms if len(f) >= 3), key=len, reverse=True)
+        _secrets.remember(secrets)
 
     def text(self, text: str) -> str:
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, MASK)
+        text = _secrets.mask(text)
         text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<2>", text)
         return _BOT_TOKEN.sub(rf"\g<1>:{MASK}", text)
 
@@ -103,7 +89,7 @@ _handler: logging.Handler | None = None
 
 
 def set_secrets(secrets: Iterable[str]) -> None:
-    """Replace the secrets to mask (e.g. after a config reload brought new ones)."""
+    """Mask these secrets too (e.g. after a config reload brought new ones)."""
     _masker.set(secrets)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +22,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+from monitor.normalize import SKIP_REASONS
 
 POLL_OUTCOMES = ("new", "unchanged", "not_modified", "error")
 ALERT_OUTCOMES = ("sent", "failed", "dead")
@@ -55,6 +57,12 @@ class Metrics:
             f"{PREFIX}_new_articles", "Entries that were new articles.", registry=reg
         )
         self.matches = Counter(f"{PREFIX}_matches", "Rule matches on new articles.", registry=reg)
+        self.skipped = Counter(
+            f"{PREFIX}_items_skipped",
+            "Feed items a poll read and did not store, by reason (duplicate, no_identifier).",
+            ["reason"],
+            registry=reg,
+        )
         self.alerts = Counter(
             f"{PREFIX}_alerts", "Alert delivery attempts, by outcome.", ["outcome"], registry=reg
         )
@@ -71,6 +79,11 @@ class Metrics:
             "Sources whose last poll failed.",
             registry=reg,
         )
+        self.sources_malformed = Gauge(
+            f"{PREFIX}_sources_malformed",
+            "Enabled sources whose last good poll read a malformed body (e.g. cut off mid-item).",
+            registry=reg,
+        )
         self.last_success = Gauge(
             f"{PREFIX}_last_successful_poll_timestamp_seconds",
             "Unix time of the last poll that did not fail (0 = none yet).",
@@ -80,6 +93,8 @@ class Metrics:
             self.polls.labels(outcome)
         for outcome in ALERT_OUTCOMES:
             self.alerts.labels(outcome)
+        for reason in SKIP_REASONS:
+            self.skipped.labels(reason)
 
     # ---------------------------------------------------------------- called by the daemon
 
@@ -105,6 +120,14 @@ class Metrics:
             self.matches.inc(matches)
         if outcome != "error":
             self.last_success.set(self._clock())
+
+    def items_skipped(self, skipped: Sequence[tuple[str, int]]) -> None:
+        """Count the items one poll left out, as (reason, count) pairs (PollResult)."""
+        for reason, n in skipped:
+            if reason not in SKIP_REASONS:
+                raise ValueError(f"unknown skip reason {reason!r}; expected one of {SKIP_REASONS}")
+            if n > 0:
+                self.skipped.labels(reason).inc(n)
 
     def alert_done(self, outcome: str) -> None:
         """Record one delivery attempt of one alert to one channel."""
@@ -134,6 +157,9 @@ class Metrics:
 
     def set_sources_failing(self, n: int) -> None:
         self.sources_failing.set(n)
+
+    def set_sources_malformed(self, n: int) -> None:
+        self.sources_malformed.set(n)
 
     def render(self) -> bytes:
         """The text exposition format, for `/metrics`."""

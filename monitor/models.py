@@ -28,6 +28,12 @@ class Source:
     allow_private: bool = False  # let redirects/links reach private or loopback addresses
     robots: bool = True  # respect robots.txt for article pages
     enabled: bool = True
+    url_template: str | None = None  # `url` as written, when it holds ${VAR} secrets
+
+    @property
+    def shown_url(self) -> str:
+        """The URL to store and show: the template when the real one holds a secret."""
+        return self.url_template or self.url
 
 
 @dataclass(frozen=True, slots=True)

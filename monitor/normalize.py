@@ -13,20 +13,26 @@ import re
 import threading
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from lxml import etree
 
 from monitor.models import Article, RawEntry, Source
 
 __all__ = [
+    "SKIP_REASONS",
+    "Normalized",
     "canonical_url",
     "detect_language",
     "fingerprint",
+    "has_link",
     "html_to_text",
     "normalize_language",
     "to_article",
+    "to_articles",
     "to_utc",
 ]
 
@@ -334,13 +340,37 @@ def _web_url(value: str | None) -> str | None:
     return url if url.startswith(("http://", "https://")) else None
 
 
+# Keys of items with no http(s) link: `guid:<source>/<GUID>`, else `title:<source>/<hash>`. Not
+# links (alerts.safe_url refuses them), stable from poll to poll, and per source, since a bare
+# GUID such as "42" is only unique within its feed. Percent-encoded: a hostile GUID ("<script>",
+# spaces) shows as inert text wherever a key is printed.
+_NO_LINK = ("guid:", "title:")
+_KEY_SAFE = "/:@!$&'()*+,;="
+
+
+def has_link(article: Article) -> bool:
+    """False for an article keyed by its GUID or title because its feed gave no web link."""
+    return not article.url.startswith(_NO_LINK)
+
+
+def _no_link_key(source: str, guid: str | None, title: str) -> str | None:
+    where = quote(source, safe="")
+    if guid and guid.strip():
+        return f"guid:{where}/{quote(guid.strip(), safe=_KEY_SAFE)}"
+    if title:
+        digest = hashlib.blake2b((_fold(title) or title).encode(), digest_size=16).hexdigest()
+        return f"title:{where}/{digest}"
+    return None
+
+
 def to_article(
     entry: RawEntry, *, source: Source, feed_language: str | None, now: datetime
 ) -> Article | None:
-    """Build the Article, or None when the entry has no usable web URL (link or URL-like guid)."""
-    url = _web_url(entry.link) or _web_url(entry.guid)
-    if url is None:
-        return None
+    """Build the Article, or None when the entry has no web link, GUID or title to know it by.
+
+    An entry without an http(s) link (a `tag:` or `urn:` GUID, or nothing but a headline) is kept:
+    users watch such feeds too. Its `url` is then a key that is not a link (see has_link).
+    """
     summary_full = html_to_text(entry.summary_html)
     summary = _cap(summary_full, SUMMARY_CHARS)
     text = html_to_text(entry.content_html) or summary_full
@@ -348,6 +378,10 @@ def to_article(
     title = html_to_text(entry.title).replace("\n", " ")
     if not title:
         title = _cap((summary_full or text).replace("\n", " "), TITLE_FALLBACK_CHARS)
+    url = _web_url(entry.link) or _web_url(entry.guid)
+    url = url or _no_link_key(source.name, entry.guid, title)
+    if url is None:
+        return None
     language = (
         normalize_language(source.language)
         or normalize_language(entry.language)
@@ -368,3 +402,53 @@ def to_article(
         author=entry.author,
         fingerprint=fingerprint(title, text),
     )
+
+
+# --- one feed's items -----------------------------------------------------------------------
+
+# Why an item of a feed was not stored: the same item again (same link or key, or same GUID and
+# same title under another link), or nothing to know it by (no GUID, link, title or text).
+SKIP_REASONS = ("duplicate", "no_identifier")
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """One feed's articles, each item once, and how many items were skipped, by reason."""
+
+    articles: list[Article]
+    skipped: tuple[tuple[str, int], ...] = ()  # (reason, count), reasons in SKIP_REASONS order
+
+
+def to_articles(
+    entries: Iterable[RawEntry],
+    *,
+    source: Source,
+    feed_language: str | None,
+    now: datetime,
+    skip: frozenset[str] = frozenset(),
+) -> Normalized:
+    """The feed's entries as articles, minus those keyed (GUID, else link) in `skip`.
+
+    A GUID shared by entries with different links and titles is broken, not a sign of one item:
+    each such entry stays its own article, its GUID replaced by its URL so that the store, which
+    also matches articles by GUID, cannot fold them into one.
+    """
+    articles: dict[str, Article] = {}
+    titled: set[tuple[str, str]] = set()
+    per_guid: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    for entry in entries:
+        if skip and (entry.guid or entry.link) in skip:
+            continue
+        article = to_article(entry, source=source, feed_language=feed_language, now=now)
+        if article is None:
+            skipped["no_identifier"] += 1
+        elif article.url in articles or (article.guid, article.title) in titled:
+            skipped["duplicate"] += 1
+        else:
+            articles[article.url] = article
+            if article.guid != article.url:
+                titled.add((article.guid, article.title))
+                per_guid[article.guid] += 1
+    kept = [replace(a, guid=a.url) if per_guid[a.guid] > 1 else a for a in articles.values()]
+    return Normalized(kept, tuple((r, skipped[r]) for r in SKIP_REASONS if skipped[r]))

@@ -22,6 +22,11 @@ Choices, and why:
 - Error text comes from the log entries Apprise attaches to the result of this very call (not
   `apprise.LogCapture`, which hooks the process-wide logger: two sends running in threads
   would read each other's errors). Every token or password of the channel is masked out of it.
+- Size: each body is cut to its service's `body_maxlen` and the title to `title_maxlen`, the
+  limits Apprise itself declares per plugin (Telegram 4,096, Discord 2,000, Slack 35,000, e-mail
+  32,768, ...), measured after Apprise converts the body for the service; Apprise would send a
+  longer body whole and the service refuse it. `fit` cuts on a word, marks the cut with "…" and
+  keeps Markdown and HTML well formed; what comes first (the headline and its link) survives.
 - A config file holding several URLs is one channel: if one of its URLs fails the whole channel
   is retried, so the others receive the alert again. Give each URL its own channel to avoid it.
 
@@ -37,19 +42,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
 
 from apprise import Apprise, AppriseAsset, AppriseConfig, NotifyFormat
+from apprise.conversion import convert_between
 from apprise.plugins.email import NotifyEmail
 
+from monitor import secrets
 from monitor.models import Delivery, Message  # Message re-exported for callers
 
-__all__ = ["Message", "describe", "send"]
+__all__ = ["Message", "describe", "fit", "fit_message", "send"]
 
 _PLAIN_PROTOCOLS = frozenset({"mailto", "mailtos", "json", "jsons", "xml", "xmls", "form", "forms"})
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|sig|cred|session", re.IGNORECASE)
 _SPLIT = re.compile(r"[/:@?&=#,;\s]+")
-_MASK = "****"
+_MASK = secrets.MASK
 _MAX_ERROR = 300
 
 
@@ -84,6 +91,97 @@ def _body(message: Message, fmt: NotifyFormat) -> str:
     if fmt == NotifyFormat.HTML:
         return message.html
     return message.text
+
+
+# ------------------------------------------------------------------------------ size
+
+_MARK = "…"
+_TOKENS = {  # what a cut keeps whole: escapes, entities, `**`, a link's `](url)`, tags
+    NotifyFormat.MARKDOWN: re.compile(r"\\.|&#?\w+;|\*\*|\]\([^()\s]*\)|.", re.DOTALL),
+    NotifyFormat.HTML: re.compile(r"<[^<>]*>|&#?\w+;|.", re.DOTALL),
+    NotifyFormat.TEXT: re.compile(r".", re.DOTALL),
+}
+_LINK_END = re.compile(r"\]\([^()\s]*\)")
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)")
+_VOID = frozenset({"br", "hr", "img", "wbr"})
+_TITLE_IN_BODY = 16  # what Apprise wraps a title in when it puts it in the body ("<b></b><br />")
+
+
+def _open(fmt: NotifyFormat, tok: str, body: str, end: int, stack: list[str]) -> list[str]:
+    """What must close a body cut right after `tok`: Markdown emphasis and links (URL and all),
+    HTML tags. Alerts escape every `*`, `_` and `[` of feed text, so a bare one is markup."""
+    if fmt == NotifyFormat.MARKDOWN:
+        if tok in ("**", "_"):
+            return stack[:-1] if stack and stack[-1] == tok else [*stack, tok]
+        if tok == "[":
+            link = _LINK_END.search(body, end)
+            return [*stack, link.group(0) if link else "]"]
+        return stack[:-1] if tok.startswith("](") else stack
+    tag = _TAG.match(tok) if fmt == NotifyFormat.HTML else None
+    if tag is None or tok.endswith("/>") or tag.group(2).lower() in _VOID:
+        return stack
+    return stack[:-1] if tag.group(1) else [*stack, f"</{tag.group(2)}>"]
+
+
+def fit(body: str, fmt: NotifyFormat | str, limit: int) -> str:
+    """`body` (an alert rendered in `fmt`) in at most `limit` characters; as is when it fits.
+
+    The cut falls at a line end, else a word boundary, unless that loses over half of what
+    fits; it is marked "…" (on a line of its own at a line end) and closes what is open there:
+    Markdown emphasis, the link with its URL whole, HTML tags. It never falls inside an escape,
+    an entity or a tag.
+    """
+    if len(body) <= limit:
+        return body
+    fmt, room = NotifyFormat(fmt), limit - len(_MARK) - 1  # 1: a newline before the mark
+    if room < 0:
+        return _MARK[:limit]
+    size, stack = 0, []
+    line = word = (0, [], "")  # the last line end and word boundary: (length, open, separator)
+    for match in _TOKENS[fmt].finditer(body):
+        tok = match.group(0)
+        if tok.isspace():
+            word = (size, stack, "")
+            line = (size, stack, "\n") if tok == "\n" else line
+        after = _open(fmt, tok, body, match.end(), stack)
+        if size + len(tok) + sum(map(len, after)) > room:
+            break
+        size, stack = size + len(tok), after
+    cuts = (c for c in (line, word) if c[0] >= size // 2 and c[0])
+    end, still_open, sep = next(cuts, (size, stack, ""))
+    return body[:end].rstrip() + sep + _MARK + "".join(reversed(still_open))
+
+
+def _sent_size(service: object, body: str, fmt: NotifyFormat) -> int:
+    """Length of `body` once Apprise has converted it to the service's format and dialect."""
+    try:
+        target = service.resolve_format(fmt)  # type: ignore[attr-defined]
+        converted = convert_between(fmt, target, body)
+        return len(service.dialect_convert(converted, target))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - an older Apprise or a plugin quirk: count it as written
+        return len(body)
+
+
+def fit_message(service: object, message: Message, fmt: NotifyFormat) -> tuple[str, str]:
+    """The title and `fmt` body that `service` accepts: cut to its plugin's `title_maxlen` and
+    `body_maxlen`, with room for the title where the service puts it in the body (title_maxlen
+    0, e.g. Telegram); escaping may double a title's length, hence twice its length."""
+    title, body = message.title, _body(message, fmt)
+    title_max = int(getattr(service, "title_maxlen", 0) or 0)
+    body_max = int(getattr(service, "body_maxlen", 0) or 0)
+    if 0 < title_max < len(title):
+        title = fit(title, NotifyFormat.TEXT, title_max)
+    if body_max <= 0:
+        return title, body
+    room = body_max - (2 * len(title) + _TITLE_IN_BODY if title and title_max <= 0 else 0)
+    limit, fitted = room, body
+    for _ in range(6):  # a conversion that grows the body: cut tighter, in proportion
+        fitted = fit(body, fmt, max(limit, 0))
+        size = _sent_size(service, fitted, fmt)
+        if size <= room:
+            break
+        limit = limit * room // size - 1
+    return title, fitted
 
 
 # ------------------------------------------------------------------------------ masking
@@ -126,11 +224,9 @@ def _secrets(target: str, services: list[object], shown: str) -> set[str]:
     return found
 
 
-def _redact(text: str, secrets: set[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, _MASK)
-    return text
+def _redact(text: str, values: set[str]) -> str:
+    """`text` with this channel's secrets and every known one masked."""
+    return secrets.mask(secrets.Secrets(values).mask(text))
 
 
 def _opaque(target: str) -> str:
@@ -232,12 +328,11 @@ def _send_one(
 ) -> str | None:
     """Deliver to one Apprise service; None when it accepted, else Apprise's own complaint."""
     fmt = _format_of(service, target)
+    title, body = fit_message(service, message, fmt)
     apobj = Apprise(asset=asset)
     apobj.add(service)
     started = time.monotonic()
-    result = apobj.notify(
-        body=_body(message, fmt), title=message.title, body_format=fmt, timeout=timeout
-    )
+    result = apobj.notify(body=body, title=title, body_format=fmt, timeout=timeout)
     if result:
         return None
     lines = [entry.message for entry in result.logs() if entry.level in {"WARNING", "ERROR"}]
@@ -274,8 +369,8 @@ def send(
         problems.append(f"{shown}: {type(exc).__name__}: {exc}")
     if not problems:
         return Delivery(ok=True)
-    secrets = _secrets(target, services, shown)
-    return Delivery(ok=False, error=_clip(_redact("; ".join(problems), secrets)))
+    hidden = _secrets(target, services, shown)
+    return Delivery(ok=False, error=_clip(_redact("; ".join(problems), hidden)))
 
 
 def _clip(text: str) -> str:

@@ -19,6 +19,7 @@ import hashlib
 import io
 import re
 import time
+import xml.sax
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,11 +59,13 @@ _XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,200}\?>")
 
 @dataclass(frozen=True, slots=True)
 class ParsedFeed:
-    """A parsed feed: channel title, declared language, and its items in document order."""
+    """A parsed feed: channel title, declared language, and its items in document order;
+    `warning` says what was wrong with a body whose items could still be read ("" if nothing)."""
 
     title: str
     language: str | None
     entries: tuple[RawEntry, ...]
+    warning: str = ""
 
 
 def _wide_encoding(body: bytes) -> tuple[str, int] | None:
@@ -237,10 +240,11 @@ def parse_feed(
 ) -> ParsedFeed:
     """Parse feed bytes; raise ParseError for empty, non-feed or hostile input.
 
-    A malformed feed that still yields entries is returned as is (most real breakage is one bad
-    character late in the file); a feed with no items, even a malformed one whose feed type was
-    recognised (an undefined `&nbsp;` in the channel), returns no entries. `fast`: try the lxml
-    path (parse_fast) first; it gives the same entries as feedparser or declines.
+    A malformed feed that still yields entries is returned with a `warning` (most real breakage
+    is one bad character late in the file, or a body cut off mid-item); a feed with no items,
+    even a malformed one whose feed type was recognised (an undefined `&nbsp;` in the channel),
+    returns no entries. `fast`: try the lxml path (parse_fast) first; it gives the same entries
+    as feedparser or declines.
     """
     if not body or not body.strip():
         raise ParseError("empty response")
@@ -273,7 +277,17 @@ def parse_feed(
         title=(feed.get("title") or "").strip(),
         language=language,
         entries=tuple(_to_raw(e, url, language) for e in entries),
+        warning=_malformed(exc),
     )
+
+
+def _malformed(exc: object) -> str:
+    """'malformed: line 7: no element found' when the XML was broken, so feedparser read it
+    leniently and what follows the break may be lost; "" for feedparser's other bozo notes (a
+    charset or content type it overrode), which lose nothing."""
+    if not isinstance(exc, xml.sax.SAXParseException):
+        return ""
+    return f"malformed: line {exc.getLineNumber()}: {exc.getMessage()}"
 
 
 # --- the lxml pre-scan ---------------------------------------------------------------------

@@ -12,11 +12,13 @@ The hostile-input guards (parse._prepare) run before this path, as before feedpa
 from __future__ import annotations
 
 import codecs
+import contextlib
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
+from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from lxml import etree
 
@@ -63,11 +65,28 @@ def _encoding_ok(body: bytes, charset: str | None) -> bool:
         return False
 
 
-def _text(el: etree._Element) -> str:
-    """Text content of a leaf element, stripped as feedparser strips it; markup inside: decline."""
+_C1 = re.compile("[\x80-\x9f]")
+
+
+def _text(el: etree._Element, *, expecting_text: bool = True) -> str:
+    """Text content of a leaf element, stripped as feedparser strips it; markup inside: decline.
+
+    `expecting_text`: feedparser's pop() then undoes UTF-8 read as Latin-1 and maps C1 controls
+    to windows-1252 (U+0092 is a right quote); elements it pushes with expecting_text=0 (an Atom
+    author's <name>) skip both.
+    """
     if len(el):
         raise _Decline
-    return (el.text or "").strip()
+    value = (el.text or "").strip()
+    if not expecting_text or value.isascii():
+        return value
+    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        value = value.encode("iso-8859-1").decode("utf-8")
+    if _C1.search(value):
+        value = value.translate(_cp1252)
+    if value != value.strip():
+        raise _Decline  # feedparser's callers strip some fields again, others not: its call
+    return value
 
 
 # zones both feedparser's rfc822 table and email.utils read with the same offset (EST = -5...)
@@ -265,7 +284,7 @@ def _atom_entry(el: etree._Element, base: str, feed_lang: str | None) -> RawEntr
             names = [c for c in child if isinstance(c.tag, str)]
             if [c.tag for c in names] != [f"{{{_ATOM}}}name"]:
                 raise _Decline
-            fields[name] = _text(names[0])
+            fields[name] = _text(names[0], expecting_text=False)
             continue
         if name in ("title", "summary", "content") and child.get("type", "text") not in (
             "text",

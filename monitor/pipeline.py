@@ -19,7 +19,7 @@ from monitor.errors import FetchError, ParseError
 from monitor.fetch import Fetcher
 from monitor.fulltext import enrich
 from monitor.models import Alert, Article, Candidate, Match, Source
-from monitor.normalize import detect_language, to_article
+from monitor.normalize import Normalized, detect_language, has_link, to_articles
 from monitor.pages import parse_listing
 from monitor.parse import parse_feed, scan_items, without_items
 from monitor.rules import Document, RuleSet
@@ -47,40 +47,41 @@ class PollResult:
     edited: int = 0
     found: tuple[Found, ...] = ()
     error: str | None = None
+    skipped_items: tuple[tuple[str, int], ...] = ()  # (reason, count): items not stored, and why
+    warning: str = ""  # what was wrong with a body read all the same ("malformed: ...")
 
 
 def analyse(
     body: bytes, source: Source, *, url: str, charset: str | None, now: datetime
 ) -> list[Article]:
     """Parse and normalize a feed or listing page; CPU-bound, so run it off the event loop."""
+    return _analyse(body, source, url=url, charset=charset, now=now)[0].articles
+
+
+def _analyse(
+    body: bytes, source: Source, *, url: str, charset: str | None, now: datetime
+) -> tuple[Normalized, str]:
+    """The articles, and the parser's warning about the body ("" if none)."""
     if source.kind == "html":
         parsed = parse_listing(body, url=url, charset=charset, source=source)
     else:
         parsed = parse_feed(body, url=url, charset=charset)
-    return _articles(parsed.entries, source, parsed.language, now, frozenset())
-
-
-def _articles(
-    entries: Sequence, source: Source, language: str | None, now: datetime, skip: frozenset[str]
-) -> list[Article]:
-    articles: dict[str, Article] = {}
-    for entry in entries:
-        if skip and (entry.guid or entry.link) in skip:
-            continue
-        article = to_article(entry, source=source, feed_language=language, now=now)
-        if article is not None and article.url not in articles:
-            articles[article.url] = article
-    return list(articles.values())
+    got = to_articles(parsed.entries, source=source, feed_language=parsed.language, now=now)
+    return got, parsed.warning
 
 
 @dataclass(frozen=True, slots=True)
 class Analysed:
     """A changed body's new or changed articles, the (key, hash) of the items to record as
-    processed, and how many items were skipped as unchanged since their last processing."""
+    processed, how many items were skipped as unchanged since their last processing, and the
+    items of those analysed that were not kept, by reason (normalize.to_articles); `warning`:
+    what was wrong with the body, though its items could be read (parse.ParsedFeed)."""
 
     articles: list[Article]
     items: tuple[tuple[str, str], ...] = ()
     skipped: int = 0
+    skipped_items: tuple[tuple[str, int], ...] = ()
+    warning: str = ""
 
 
 def analyse_items(
@@ -99,7 +100,8 @@ def analyse_items(
         scan_items(body, url=url, context=source.language or "") if source.kind != "html" else None
     )
     if scanned is None:
-        return Analysed(analyse(body, source, url=url, charset=charset, now=now))
+        got, warning = _analyse(body, source, url=url, charset=charset, now=now)
+        return Analysed(got.articles, skipped_items=got.skipped, warning=warning)
     counts = Counter(key for key, _ in scanned)
     skip = frozenset(key for key, digest in scanned if counts[key] == 1 and seen.get(key) == digest)
     items = tuple((key, digest) for key, digest in scanned if key not in skip)
@@ -110,7 +112,10 @@ def analyse_items(
         parsed = parse_feed(reduced, url=url, charset="utf-8")
     else:
         parsed = parse_feed(body, url=url, charset=charset)
-    return Analysed(_articles(parsed.entries, source, parsed.language, now, skip), items, len(skip))
+    got = to_articles(
+        parsed.entries, source=source, feed_language=parsed.language, now=now, skip=skip
+    )
+    return Analysed(got.articles, items, len(skip), got.skipped, parsed.warning)
 
 
 async def poll_source(
@@ -146,15 +151,17 @@ async def poll_source(
 
     next_poll = schedule.after_success(source.interval, now, jitter=jitter())
 
-    def unchanged() -> None:
+    def unchanged(warning: str | None = None) -> None:
+        """`warning` None: the body was not read again, so its last warning stands."""
         store.record_unchanged(
             source.name,
             now,
             next_poll,
-            url=source.url,
+            url=source.shown_url,
             etag=fetched.etag,
             last_modified=fetched.last_modified,
             body_hash=fetched.body_hash,
+            warning=warning,
         )
 
     if fetched.not_modified or fetched.body_hash == state.body_hash:
@@ -175,7 +182,7 @@ async def poll_source(
     except ParseError as exc:
         return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
     if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
-        unchanged()
+        unchanged(analysed.warning)
         return PollResult(source.name, "unchanged")
 
     articles = analysed.articles
@@ -185,7 +192,7 @@ async def poll_source(
         # every item is new on a feed we know: items may have scrolled off unseen, look sooner
         next_poll = schedule.after_success(source.interval, now, jitter=jitter(), gap=True)
     if source.fetch_article:
-        fresh = [a for a in articles if a.url not in known]
+        fresh = [a for a in articles if a.url not in known and has_link(a)]
         if fresh:
             full = await enrich(fresh, fetcher=fetcher, source=source, now=now)
             by_url = {a.url: a for a in full}
@@ -207,13 +214,15 @@ async def poll_source(
         candidates,
         now,
         next_poll,
-        url=source.url,
+        url=source.shown_url,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
         body_hash=fetched.body_hash,
         plan=plan,
         window=window,
         items=analysed.items,
+        skipped=analysed.skipped_items,
+        warning=analysed.warning,
     )
     by_id = {c.article.url: c.article for c in candidates}
     found = []
@@ -222,7 +231,15 @@ async def poll_source(
         if article is not None:
             found.append(Found(article_id, by_id.get(article.url, article), match))
     outcome: Outcome = "new" if saved.new_ids or saved.edited_ids else "unchanged"
-    return PollResult(source.name, outcome, len(saved.new_ids), len(saved.edited_ids), tuple(found))
+    return PollResult(
+        source.name,
+        outcome,
+        len(saved.new_ids),
+        len(saved.edited_ids),
+        tuple(found),
+        skipped_items=analysed.skipped_items,
+        warning=analysed.warning,
+    )
 
 
 def _candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -> Candidate:
@@ -254,7 +271,7 @@ def _failed(
     next_poll = schedule.after_failure(
         source.interval, previous_errors + 1, now, retry_after=retry_after
     )
-    store.record_failure(source.name, error, now, next_poll, source.url)
+    store.record_failure(source.name, error, now, next_poll, source.shown_url)
     return PollResult(source.name, "error", error=error)
 
 

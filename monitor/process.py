@@ -12,19 +12,41 @@ real, and stale ones still expire (`delivery.LEASE`). flock needs a local filesy
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import fcntl
 import os
 import threading
 from pathlib import Path
 
+from monitor.errors import StorageError
+
+
+class LockFileError(StorageError):
+    """The lock file cannot be opened; the message is the whole story (file, cause, fix)."""
+
 
 def lock_database(database: Path) -> int | None:
-    """Open `<database>.lock`, whose shared flock this process holds (see the module doc)."""
+    """Open `<database>.lock`, whose shared flock this process holds (see the module doc).
+
+    Raises LockFileError, one line naming the file and the fix: typically the files were
+    created by another user (root, once) and this one may not write them.
+    """
     if str(database) == ":memory:":
         return None
     path = database.with_name(database.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        where = f"{path.parent}/"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            fix = f"run as the user that owns {where} or fix its permissions"
+        elif exc.errno == errno.EROFS:
+            fix = f"mount {where} read-write or move the database"
+        else:
+            fix = f"check that {where} is a writable local directory"
+        reason = (exc.strerror or str(exc)).lower()
+        raise LockFileError(f"cannot open lock file {path}: {reason} — {fix}") from None
 
 
 def alone(lock: int | None) -> bool:

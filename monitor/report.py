@@ -37,7 +37,8 @@ def format_search_hit(article_id: int, article: Article, snippet: str, timezone:
 
 
 def poll_summary(results: Sequence) -> str:
-    """'12 sources: 3 new, 8 unchanged, 1 error; 17 new articles, 2 matches' plus errors."""
+    """'12 sources: 3 new, 8 unchanged, 1 error; 17 new articles, 2 matches' plus errors and
+    warnings (a malformed body whose items were read all the same)."""
     outcomes = Counter(r.outcome for r in results)
     new = sum(r.new for r in results)
     found = sum(len(r.found) for r in results)
@@ -52,6 +53,8 @@ def poll_summary(results: Sequence) -> str:
     for r in results:
         if r.outcome == "error":
             lines.append(f"  {r.source}: {r.error}")
+        elif getattr(r, "warning", ""):
+            lines.append(f"  {r.source}: {r.warning}")
     return "\n".join(lines)
 
 
@@ -72,13 +75,36 @@ def span(seconds: int) -> str:
     return f"{seconds}s"
 
 
+# normalize.SKIP_REASONS as a reader says them: (one item, several items)
+_SKIPPED = {
+    "duplicate": ("duplicate item", "duplicate items"),
+    "no_identifier": ("item with no GUID, link or title", "items with no GUID, link or title"),
+}
+
+
+def _skipped(reasons: dict[str, int]) -> str:
+    """'2 duplicate items, 1 item with no GUID, link or title'"""
+    parts = []
+    for reason, n in reasons.items():
+        one, many = _SKIPPED.get(reason, (reason, reason))
+        parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts)
+
+
 def sources_table(
     rows: Sequence[dict], timezone: str, *, now: datetime, down: frozenset[str] = frozenset()
 ) -> str:
-    """A fixed-width health table; errors are shown in full below it."""
-    header = ("source", "status", "last success", "next poll", "articles", "errors")
+    """A fixed-width health table; errors, malformed feeds, and the items the last poll left
+    out, below it."""
+    header = ("source", "status", "last success", "next poll", "articles", "skipped", "errors")
     table = [header]
     problems = []
+    warnings = [
+        f"  {r['name']}: {r['last_warning']} (last well-formed: {_ago(r['last_clean'], now)})"
+        for r in rows
+        if r["enabled"] and r.get("last_warning")
+    ]
+    skipped = [(r["name"], r["skipped_reasons"]) for r in rows if r["last_skipped"]]
     for row in rows:
         if not row["enabled"]:
             status = "disabled"
@@ -87,6 +113,8 @@ def sources_table(
             problems.append(
                 f"  {row['name']}: {row['last_error']} ({_ago(row['last_error_at'], now)})"
             )
+        elif row.get("last_warning"):
+            status = "down" if row["name"] in down else "malformed"
         elif row["last_success"]:
             status = "ok"
         else:
@@ -98,6 +126,7 @@ def sources_table(
                 _ago(row["last_success"], now),
                 _ago(row["next_poll"], now) if row["enabled"] else "-",
                 str(row["articles"]),
+                str(row["last_skipped"]),
                 str(row["consecutive_errors"]),
             )
         )
@@ -107,6 +136,11 @@ def sources_table(
     ]
     if problems:
         lines += ["", "errors:", *problems]
+    if warnings:
+        lines += ["", "warnings:", *warnings]
+    if skipped:
+        lines += ["", "skipped by the last poll that read the feed:"]
+        lines += [f"  {name}: {_skipped(reasons)}" for name, reasons in skipped]
     return "\n".join(lines)
 
 

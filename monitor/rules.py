@@ -35,7 +35,8 @@ only the rules that one of their required terms could trigger evaluate their boo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from monitor.errors import RuleSyntaxError
@@ -47,6 +48,7 @@ __all__ = ["Document", "Query", "RuleSet", "parse_query"]
 
 _FIELDS = ("title", "source", "lang")
 _MAX_NEAR = 1000
+_MAX_DEPTH = 50  # nested ( ), NOT and field: -- far beyond any real query, far within the stack
 _QUOTES = str.maketrans({c: '"' for c in "\u201c\u201d\u201e\u00ab\u00bb"})
 _LANG = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*\Z")
 
@@ -110,6 +112,7 @@ class _Parser:
     def __init__(self, query: str) -> None:
         self.toks = _tokenize(query)
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> _Tok:
         return self.toks[self.i]
@@ -118,6 +121,16 @@ class _Parser:
         tok = self.toks[self.i]
         self.i += 1
         return tok
+
+    @contextmanager
+    def nested(self, tok: _Tok) -> Iterator[None]:
+        """One level deeper; too deep is a syntax error, not a RecursionError traceback."""
+        self.depth += 1
+        if self.depth > _MAX_DEPTH:
+            msg = f"nested more than {_MAX_DEPTH} deep (parentheses, NOT, field:)"
+            raise RuleSyntaxError(msg, tok.pos)
+        yield
+        self.depth -= 1
 
     def need_operand(self, op: _Tok) -> None:
         if self.peek().kind not in _STARTS:
@@ -154,7 +167,8 @@ class _Parser:
         if tok.kind == "NOT":
             self.take()
             self.need_operand(tok)
-            return Not(self.not_expr(scope))
+            with self.nested(tok):
+                return Not(self.not_expr(scope))
         if tok.kind in ("AND", "OR", "NEAR"):
             name = f"NEAR/{tok.value}" if tok.kind == "NEAR" else tok.kind
             raise RuleSyntaxError(f"{name} needs a term before it", tok.pos)
@@ -192,7 +206,8 @@ class _Parser:
         if tok.kind == "(":
             if self.peek().kind == ")":
                 raise RuleSyntaxError("empty parentheses", tok.pos)
-            node = self.or_expr(scope)
+            with self.nested(tok):
+                node = self.or_expr(scope)
             close = self.take()
             if close.kind != ")":
                 raise RuleSyntaxError("unclosed parenthesis", tok.pos)
@@ -202,7 +217,8 @@ class _Parser:
                 raise RuleSyntaxError(f"{tok.value}: cannot be used inside {scope}:", tok.pos)
             if self.peek().kind not in ("(", "WORD", "PHRASE", "FIELD"):
                 raise RuleSyntaxError(f"{tok.value}: needs a term, a phrase or a (group)", tok.pos)
-            return self.primary(tok.value)
+            with self.nested(tok):
+                return self.primary(tok.value)
         if tok.kind == "WORD":
             return self.leaf(tok.value, tok.pos, scope, quoted=False)
         if tok.kind == "PHRASE":

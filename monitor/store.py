@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import sqlite_utils
-
+from monitor import secrets, store_file
 from monitor import store_copies as copies
 from monitor import store_stories as stories
 from monitor import store_story_views as story_views
@@ -47,26 +46,16 @@ from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are 
     ts,
     update_article,
 )
-from monitor.store_schema import MIGRATIONS
 from monitor.stories.developments import StoryContext
 
 
 class Store:
     """One connection to the monitor's SQLite file. Use from one thread only."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False) -> None:
+        """Open the file (store_file.open_database); `read_only` never creates or writes it."""
         self.path = Path(path)
-        try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self.db = sqlite_utils.Database(conn)
-            self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open database {path}: {exc}") from exc
+        self.db, self._identity = store_file.open_database(self.path, timeout, read_only)
 
     def close(self) -> None:
         self.db.close()
@@ -82,6 +71,8 @@ class Store:
     @contextmanager
     def immediate(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the lock first (`BEGIN IMMEDIATE`)."""
+        if (lost := self.lost()) is not None:
+            raise StorageError(lost)
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -103,14 +94,9 @@ class Store:
     def schema_version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
-    def _migrate(self) -> None:
-        """Apply every migration past the file's `user_version`, each in its own transaction."""
-        for version, migration in enumerate(MIGRATIONS, start=1):
-            if version <= self.schema_version:
-                continue
-            with self.immediate() as conn:
-                migration(self.db)
-                conn.execute(f"PRAGMA user_version = {version}")
+    def lost(self) -> str | None:
+        """Why the file at `path` is no longer the one opened (store_file.lost), or None."""
+        return store_file.lost(self.path, self._identity)
 
     # -- sources -------------------------------------------------------------------------
 
@@ -122,13 +108,13 @@ class Store:
                     "INSERT INTO sources (name, url, kind, enabled, next_poll) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
                     "url = excluded.url, kind = excluded.kind, enabled = excluded.enabled",
-                    (source.name, source.url, source.kind, int(source.enabled), ts(now)),
+                    (source.name, source.shown_url, source.kind, int(source.enabled), ts(now)),
                 )
                 # a changed URL is a new feed: forget the old conditional-GET state
                 conn.execute(
                     "UPDATE sources SET etag = NULL, last_modified = NULL, body_hash = NULL "
                     "WHERE name = ? AND state_url IS NOT ? ",
-                    (source.name, source.url),
+                    (source.name, source.shown_url),
                 )
             names = [s.name for s in sources]
             marks = ",".join("?" * len(names))
@@ -180,7 +166,7 @@ class Store:
                 "UPDATE sources SET last_error = ?, last_error_at = ?, last_poll = ?, "
                 "consecutive_errors = consecutive_errors + 1, polls_failed = polls_failed + 1, "
                 "next_poll = ?, lease_until = NULL, state_url = ? WHERE name = ?",
-                (error, ts(now), ts(now), ts(next_poll), url, name),
+                (secrets.mask(error), ts(now), ts(now), ts(next_poll), url, name),
             )
 
     def record_unchanged(
@@ -193,9 +179,13 @@ class Store:
         etag: str | None,
         last_modified: str | None,
         body_hash: str | None,
+        warning: str | None = None,
     ) -> None:
+        """A good poll that stored nothing new; `warning` as in _record_success."""
         with self.immediate() as conn:
-            self._record_success(conn, name, now, next_poll, url, etag, last_modified, body_hash, 0)
+            self._record_success(
+                conn, name, now, next_poll, url, etag, last_modified, body_hash, 0, warning=warning
+            )
 
     def _record_success(
         self,
@@ -208,23 +198,28 @@ class Store:
         last_modified: str | None,
         body_hash: str | None,
         new_items: int,
+        skipped: Sequence[tuple[str, int]] | None = None,
+        warning: str | None = None,
     ) -> None:
+        """`skipped`: (reason, count) of the items this poll read and left out; None (nothing was
+        read: same body, 304) keeps the last poll's, since the feed still holds those items.
+        `warning`: what was wrong with the body read ("malformed: ...", "" for nothing); None
+        (nothing was read) keeps the last one, since the body is the same. `last_clean` moves
+        only when the body stands without a warning."""
+        reasons = None if skipped is None else json.dumps(dict(skipped))
+        total = None if skipped is None else sum(n for _, n in skipped)
         conn.execute(
             "UPDATE sources SET etag = ?, last_modified = ?, body_hash = COALESCE(?, body_hash), "
             "last_success = ?, last_poll = ?, consecutive_errors = 0, polls_ok = polls_ok + 1, "
             "next_poll = ?, lease_until = NULL, state_url = ?, last_new = ?, "
-            "items_seen = items_seen + ? WHERE name = ?",
+            "items_seen = items_seen + ?, last_skipped = COALESCE(?, last_skipped), "
+            "skipped_reasons = COALESCE(?, skipped_reasons), "
+            "last_warning = CASE WHEN ? IS NULL THEN last_warning ELSE NULLIF(?, '') END, "
+            "last_clean = CASE WHEN COALESCE(?, last_warning, '') = '' THEN ? ELSE last_clean END "
+            "WHERE name = ?",
             (
-                etag,
-                last_modified,
-                body_hash,
-                ts(now),
-                ts(now),
-                ts(next_poll),
-                url,
-                new_items,
-                new_items,
-                name,
+                *(etag, last_modified, body_hash, ts(now), ts(now), ts(next_poll), url),
+                *(new_items, new_items, total, reasons, warning, warning, warning, ts(now), name),
             ),
         )
 
@@ -236,15 +231,20 @@ class Store:
         rows = self.db.execute(
             "SELECT s.name, s.url, s.kind, s.enabled, s.last_success, s.last_poll, s.last_error, "
             "s.last_error_at, s.consecutive_errors, s.next_poll, s.items_seen, s.polls_ok, "
-            "s.polls_failed, (SELECT COUNT(*) FROM articles a WHERE a.source = s.name) "
+            "s.polls_failed, (SELECT COUNT(*) FROM articles a WHERE a.source = s.name), "
+            "s.last_skipped, s.skipped_reasons, s.last_warning, s.last_clean "
             "FROM sources s ORDER BY s.name"
         ).fetchall()
         keys = (
             *("name", "url", "kind", "enabled", "last_success", "last_poll", "last_error"),
             *("last_error_at", "consecutive_errors", "next_poll", "items_seen", "polls_ok"),
-            *("polls_failed", "articles"),
+            *("polls_failed", "articles", "last_skipped", "skipped_reasons", "last_warning"),
+            "last_clean",
         )
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        found = [dict(zip(keys, row, strict=True)) for row in rows]
+        for row in found:
+            row["skipped_reasons"] = json.loads(row["skipped_reasons"] or "{}")
+        return found
 
     # -- articles ------------------------------------------------------------------------
 
@@ -307,6 +307,8 @@ class Store:
         plan: Callable[..., Sequence[Alert]] | None = None,
         window: float = 72 * 3600.0,
         items: Sequence[tuple[str, str]] = (),
+        skipped: Sequence[tuple[str, int]] = (),
+        warning: str = "",
     ) -> Saved:
         """Store one poll's articles, copies, stories, matches and source state in one transaction.
 
@@ -316,7 +318,9 @@ class Store:
         source, same fingerprint, or a similar title + lead) is recorded as a copy and never
         matched again. `plan(article_id, article, match, story)` turns each new match into
         alerts, queued in the same transaction (the outbox). `items`: (key, hash) of the feed
-        items this poll processed (see item_hashes).
+        items this poll processed (see item_hashes); `skipped`: (reason, count) of those it
+        left out (normalize.to_articles), shown by `sources`; `warning`: what was wrong with the
+        body ("malformed: ...") though its items could be read.
         """
         new_ids: list[int] = []
         edited_ids: list[int] = []
@@ -363,8 +367,9 @@ class Store:
                             insert_alerts(conn, planned, now)
             save_item_hashes(conn, source, items, now)
             self._record_success(
-                conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids)
-            )
+                conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids),
+                skipped, warning,
+            )  # fmt: skip
         return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches), tuple(copied))
 
     def story_context(self, article_id: int, rule: str) -> StoryContext | None:

@@ -14,7 +14,7 @@ from monitor.errors import StorageError
 from monitor.store import Store, from_ts, ts
 
 _HEALTH = ("name", "url", "enabled", "last_success", "last_error", "last_error_at")
-_HEALTH += ("consecutive_errors", "added_at", "down_since")
+_HEALTH += ("consecutive_errors", "added_at", "down_since", "last_warning", "last_clean")
 
 
 def health_rows(store: Store) -> list[dict]:
@@ -23,7 +23,7 @@ def health_rows(store: Store) -> list[dict]:
     out = []
     for row in rows.fetchall():
         item = dict(zip(_HEALTH, row, strict=True))
-        for key in ("last_success", "last_error_at", "added_at", "down_since"):
+        for key in ("last_success", "last_error_at", "added_at", "down_since", "last_clean"):
             item[key] = from_ts(item[key])
         out.append(item)
     return out

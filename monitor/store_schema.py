@@ -236,6 +236,23 @@ def _v6_story_terms(db: sqlite_utils.Database) -> None:
     db["story_keys"].drop()
 
 
+def _v7_skipped_items(db: sqlite_utils.Database) -> None:
+    """What the last poll that read a source's items left out, and why: `sources` shows it, so
+    a feed whose items are not stored (duplicates, items with nothing to know them by) never
+    looks healthy and empty. `skipped_reasons` is JSON: {"duplicate": 2, ...}."""
+    db["sources"].add_column("last_skipped", int, not_null_default=0)
+    db["sources"].add_column("skipped_reasons", str)
+
+
+def _v8_source_warning(db: sqlite_utils.Database) -> None:
+    """A good poll that read a malformed body (a feed cut off mid-item) keeps what it could read
+    but records `last_warning` ("malformed: ..."); `last_clean` is the last good poll without
+    one, so a feed that stays malformed past `failing_after` counts as down (source_health)."""
+    db["sources"].add_column("last_warning", str)
+    db["sources"].add_column("last_clean", str)
+    db.execute("UPDATE sources SET last_clean = last_success")  # unknown before: all were clean
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
@@ -244,4 +261,6 @@ MIGRATIONS: list[Migration] = [
     _v4_source_health,
     _v5_item_hashes,
     _v6_story_terms,
+    _v7_skipped_items,
+    _v8_source_warning,
 ]

@@ -205,6 +205,23 @@ def test_only_http_links_survive(bad):
     assert "script:" not in m.text.lower() and "script:" not in m.markdown.lower()
 
 
+def test_an_article_with_no_link_says_so_in_every_format_and_links_nowhere():
+    """An item kept under its GUID (normalize: `guid:<source>/<GUID>`) has nothing to click."""
+    a = article(title="Ucraina: negoziati [ripresi](x) *oggi*", url="guid:wire/tag:wire.it,2026:7")
+    m = render(a)
+    rendered = markdown_lib.markdown(m.markdown)
+    assert hrefs(m.html) == [] and "<a" not in rendered
+    assert m.text.splitlines()[2] == "(no link)"
+    assert "Corriere della Sera · 3 Feb 2026 14:05 CET · (no link)</p>" in m.html
+    assert "3 Feb 2026 14:05 CET · (no link)" in rendered  # Markdown escapes undone, no link
+    assert "\\*oggi\\*" in m.markdown and "<em>" not in rendered
+    assert "guid:" not in m.text + m.markdown + m.html
+    items = [(a, Match(RULE.name, ("ucraina",)), "Wire"), (article(), Match(RULE.name, ()), "C")]
+    d = render_digest(items, rule=RULE, timezone=ROME, now=datetime(2026, 2, 3, 17, tzinfo=UTC))
+    assert hrefs(d.html) == [URL] and "\n  (no link)" in d.text
+    assert "ucraina · (no link)</li>" in d.html and "(no link)" in markdown_lib.markdown(d.markdown)
+
+
 def test_safe_url_encodes_what_would_break_a_markdown_link():
     assert safe_url("HTTPS://example.org/a b") is None
     assert safe_url('https://example.org/a_(b)?q="x"') == "https://example.org/a_%28b%29?q=%22x%22"

@@ -152,6 +152,109 @@ def test_toml_syntax_error_names_its_line(tmp_path):
     assert message.startswith(f"{CONFIG}:{line_of(path, '5 minutes')}: TOML syntax")
 
 
+# ------------------------------------------------------------------ values that used to crash later
+
+DEEP = "(" * 250 + "ukraine" + ")" * 250
+LIMITS = f"""
+    [monitor]
+    interval = inf
+    timeout = nan
+    story_window = "999999d"
+    health_channel = "nope"
+
+    [channels]
+    chat = "telegramm://${{TELEGRAM_TOKEN}}/4242"
+
+    [[sources]]
+    name = "fast"
+    url = "https://example.org/rss"
+    interval = "1s"
+
+    [[sources]]
+    name = "forever"
+    url = "https://example.org/other"
+    interval = "99999999999w"
+
+    [[rules]]
+    name = "deep"
+    query = "{DEEP}"
+    channels = ["chat"]
+
+    [[rules]]
+    name = "february"
+    query = "ceasefire"
+    digest = "0 8 31 2 *"
+"""
+
+
+def test_values_that_crashed_later_are_all_refused_at_once(tmp_path):
+    """Each of these passed `check`, then crashed a poll, a digest or the whole CLI."""
+    path = write(tmp_path, LIMITS)
+    expected = [
+        (line_of(path, "inf"), "monitor.interval", "not number inf"),
+        (line_of(path, "nan"), "monitor.timeout", "not number nan"),
+        (line_of(path, "999999d"), "monitor.story_window", 'at most "30d"'),
+        (line_of(path, '"nope"'), "monitor.health_channel", '"nope" is not defined'),
+        (line_of(path, "telegramm"), "channels.chat", 'unknown Apprise scheme "telegramm://"'),
+        (line_of(path, '"1s"'), "sources[0].interval", "shorter than min_interval (10s)"),
+        (line_of(path, "99999999999w"), "sources[1].interval", 'at most "3650d" (10 years)'),
+        (line_of(path, "((((("), "rules[0].query", "nested more than 50 deep"),
+        (line_of(path, "31 2"), "rules[1].digest", "never fires"),
+    ]
+    result = run(
+        tmp_path, "--config", CONFIG, "check", env={"TELEGRAM_TOKEN": SECRETS["TELEGRAM_TOKEN"]}
+    )
+    assert result.returncode == 2
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    found = result.stderr.splitlines()
+    assert len(found) == len(expected), result.stderr
+    for (line, where, what), message in zip(expected, found, strict=True):
+        m = PROBLEM.fullmatch(message)
+        assert m, message
+        assert (m["file"], int(m["line"]), m["where"]) == (CONFIG, line, where), message
+        assert what in m["what"], message
+    assert not leaks(result.stderr, SECRETS["TELEGRAM_TOKEN"])
+
+
+def test_the_largest_accepted_values_poll_and_alert(tmp_path):
+    """The bounds are safe: a poll at every maximum stores, matches and schedules its next one."""
+    from tests.feeds import Item, rss
+    from tests.loopback import LoopbackServer, Reply
+
+    with LoopbackServer() as server:
+        server.route("/rss", Reply(body=rss([Item("a1", "Ceasefire talks resume in Geneva")])))
+        write(
+            tmp_path,
+            f"""
+            [monitor]
+            database = "monitor.db"
+            interval = "3650d"
+            retention = "3650d"
+            history_retention = "3650d"
+            story_window = "30d"
+            failing_after = "3650d"
+
+            [[sources]]
+            name = "wire"
+            url = "{server.url("/rss")}"
+
+            [[sources]]
+            name = "gone"
+            url = "{server.url("/gone")}"
+
+            [[rules]]
+            name = "talks"
+            query = "ceasefire"
+            cooldown = "3650d"
+            """,
+        )
+        assert run(tmp_path, "--config", CONFIG, "check").returncode == 0
+        result = run(tmp_path, "--config", CONFIG, "once")
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert "Ceasefire talks resume in Geneva" in result.stdout  # the alert, on standard output
+
+
 # ------------------------------------------------------------------ secrets and ${VAR}
 
 SECRETS = {

@@ -68,7 +68,8 @@ def test_shipped_config_loads_and_follows_the_talks():
 def test_shipped_example_channels_are_valid_when_uncommented(tmp_path):
     """The commented channel examples are what users copy: they must pass as written."""
     text = SHIPPED.read_text()
-    examples = [ln[2:] for ln in text.splitlines() if ln.startswith("# ") and '= "' in ln]
+    block = text.split("[channels]\n", 1)[1].split("\n\n", 1)[0]  # not a source's `# url =`
+    examples = [ln[2:] for ln in block.splitlines() if ln.startswith("# ") and '= "' in ln]
     examples = [ln for ln in examples if "://" in ln.split("#")[0]]
     assert len(examples) >= 5
     text = text.replace("[channels]\n", "[channels]\n" + "\n".join(examples) + "\n")
@@ -454,3 +455,139 @@ def test_locator_ignores_lookalike_lines_inside_multiline_strings():
     assert locator.line(("rules", 1, "name")) == 9
     assert locator.line(("rules", 1, "query")) == 8  # absent key: the table header
     assert locator.line(("rules", 2, "query")) == 1  # nothing better: the first line
+
+
+# ------------------------------------------------------------------ limits: refused here, not later
+
+SOURCE = '[[sources]]\nname = "a"\nurl = "https://example.org/a"\n'
+NOT_A_DURATION = 'must be a duration such as "5m" (or seconds), not '
+
+
+@pytest.mark.parametrize(
+    ("value", "complaint"),
+    [("inf", NOT_A_DURATION + "number inf"), ("nan", NOT_A_DURATION + "number nan"),
+     ('"99999999999w"', 'must be at most "3650d" (10 years), not text "99999999999w"'),
+     ("1" + "0" * 400, 'must be at most "3650d" (10 years), not number 1' + "0" * 46 + "...")],
+)  # fmt: skip
+def test_interval_must_be_finite_and_at_most_ten_years(tmp_path, value, complaint):
+    """These crashed the first poll with an OverflowError (or ValueError) traceback."""
+    path = write(tmp_path, f"[monitor]\ninterval = {value}\n{SOURCE}interval = {value}\n")
+    assert problems(path) == [
+        f"{path}:2: monitor.interval: {complaint}",
+        f"{path}:6: sources[0].interval: {complaint}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "complaint"),
+    [("timeout = nan", NOT_A_DURATION + "number nan"),
+     ("failing_after = inf", NOT_A_DURATION + "number inf"),
+     ('story_window = "999999d"', 'must be at most "30d", not text "999999d"'),
+     ('story_window = "31d"', 'must be at most "30d", not text "31d"'),
+     ('retention = "3651d"', 'must be at most "3650d" (10 years), not text "3651d"')],
+)  # fmt: skip
+def test_other_durations_are_bounded_too(tmp_path, line, complaint):
+    """A story_window of "999999d" made every poll fail: `now - window` is before year 1."""
+    path = write(tmp_path, f"[monitor]\n{line}\n")
+    assert problems(path) == [f"{path}:2: monitor.{line.split()[0]}: {complaint}"]
+
+
+def test_the_largest_durations_load(tmp_path):
+    text = '[monitor]\nstory_window = "30d"\nretention = "3650d"\nhistory_retention = "3650d"\n'
+    settings = load(write(tmp_path, text + 'interval = "3650d"\n'), env={}).settings
+    assert (settings.story_window, settings.interval) == (30 * 86400, 3650 * 86400)
+
+
+def test_interval_below_min_interval_is_refused_unless_lowered(tmp_path):
+    path = write(tmp_path, f'[monitor]\ninterval = "1s"\n{SOURCE}interval = "9s"\n')
+    why = "is shorter than min_interval (10s): polling"
+    found = problems(path)
+    assert [m.split(why)[0] for m in found] == [
+        f"{path}:2: monitor.interval: ",
+        f"{path}:6: sources[0].interval: ",
+    ]
+    assert all("lower [monitor] min_interval" in m for m in found)
+    path.write_text(f'[monitor]\ninterval = "1s"\nmin_interval = "1s"\n{SOURCE}interval = "9s"\n')
+    config = load(path, env={})
+    assert config.settings.min_interval == 1 and config.sources[0].interval == 9
+
+
+def test_a_short_source_interval_is_reported_beside_its_other_mistakes(tmp_path):
+    path = write(tmp_path, '[[sources]]\nname = "a"\nurl = "ftp://example.org/a"\ninterval = 2\n')
+    assert [m.split(": ")[1] for m in problems(path)] == ["sources[0].url", "sources[0].interval"]
+
+
+def test_an_invalid_monitor_key_hides_no_other_problem(tmp_path):
+    """The [monitor] table's valid keys are still checked against the rest of the file."""
+    path = write(
+        tmp_path,
+        """
+        [monitor]
+        interval = inf
+        health_channel = "nope"
+        lexicon = ["missing.tsv"]
+        retention = "1 year"
+        history_retention = "30d"
+        min_interval = "1 s"
+        [channels]
+        ops = "json://localhost/"
+        """,
+    )
+    found = problems(path)
+    assert [m.split(": ")[1] for m in found] == [
+        "monitor.interval",
+        "monitor.health_channel",
+        "monitor.lexicon[0]",
+        "monitor.retention",
+        "monitor.min_interval",
+    ]  # not history_retention: it is compared with a retention that is itself wrong
+    assert 'channel "nope" is not defined in [channels]' in found[1]
+
+
+@pytest.mark.parametrize("digest", ["0 8 31 2 *", "0 8 30 feb *", "30 9 31 4,6,9,11 mon-fri"])
+def test_digest_that_never_fires_is_refused(tmp_path, digest):
+    path = write(tmp_path, f'[[rules]]\nname = "r"\nquery = "x"\ndigest = "{digest}"\n')
+    assert problems(path) == [
+        f'{path}:4: rules[0].digest: "{digest}" never fires: no date in the next 5 years '
+        "has this day of month, month and day of week"
+    ]
+    path.write_text('[[rules]]\nname = "r"\nquery = "x"\ndigest = "0 8 29 2 *"\n')
+    assert load(path, env={}).rules[0].digest == "0 8 29 2 *"  # leap years only, but it fires
+
+
+@pytest.mark.parametrize(
+    ("query", "at"),
+    [("(" * 250 + "ukraine" + ")" * 250, 51), ("ukraine " + "NOT " * 400 + "x", 9 + 4 * 50),
+     ("title:" * 300 + "kyiv", 1 + 6 * 50)],
+)  # fmt: skip
+def test_deeply_nested_query_is_refused_on_its_line(tmp_path, query, at):
+    """250 parentheses used to give a 3,000-line RecursionError traceback."""
+    path = write(tmp_path, f'[[rules]]\nname = "deep"\nquery = "{query}"\n')
+    [message] = problems(path)
+    prefix = f"{path}:3: rules[0].query: nested more than 50 deep (parentheses, NOT, field:)"
+    assert message.startswith(f"{prefix} at character {at} "), message
+    nested = "(" * 50 + "ukraine" + ")" * 50
+    path.write_text(f'[[rules]]\nname = "deep"\nquery = "{nested}"\n')
+    assert load(path, env={}).rules[0].query == nested
+
+
+def test_unknown_apprise_scheme_is_refused(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        [channels]
+        chat = "telegramm://${TOKEN}/42"
+        hook = "https://hooks.example.org/news"
+        ok = "JSON://localhost/news"
+        [[rules]]
+        name = "r"
+        query = "ukraine"
+        channels = ["chat", "hook", "ok"]
+        """,
+    )
+    found = problems(path, env={"TOKEN": "123456:very-secret-token"})
+    assert found == [
+        f'{path}:2: channels.chat: unknown Apprise scheme "telegramm://"',
+        f'{path}:3: channels.hook: unknown Apprise scheme "https://" (for a web hook write '
+        "json://, form:// or xml://)",
+    ]  # and the rule that names them gets no follow-on "not defined" error

@@ -221,6 +221,7 @@ def config(
 database = "data/monitor.db"
 interval = "{interval}"
 timeout = "{timeout}"
+min_interval = "1s"
 log_format = "json"
 {extra}
 [channels]

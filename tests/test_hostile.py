@@ -26,6 +26,7 @@ from lxml import html as lxml_html
 from monitor.alerts import render_alert, safe_url
 from monitor.fetch import Fetcher
 from monitor.models import Article, Match, Message, Rule, Source, SourceState
+from monitor.normalize import has_link
 from monitor.pipeline import PollResult, poll_source
 from monitor.rules import RuleSet
 from monitor.store import Store
@@ -484,8 +485,9 @@ async def test_javascript_links_never_become_links(server, store, link: str, gui
     desc = '&lt;a href="&amp;#106;avascript:alert(1)"&gt;Ukraine&lt;/a&gt;'
     out = await poll(server, store, Reply(body=rss(link=link, guid=guid, desc=desc).encode()))
     assert out.result.outcome in ("new", "unchanged"), out.error
-    for article in out.articles:  # an item without any web URL is dropped
-        assert article.url.startswith(("http://", "https://")), article.url
+    for article in out.articles:  # an item without a web URL keeps a key that is no link
+        assert has_link(article) or article.url.startswith(("guid:", "title:")), article.url
+        assert has_link(article) == article.url.startswith(("http://", "https://"))
         assert "avascript" not in article.url.lower()
         assert_inert(render(article), article)
 

@@ -14,9 +14,11 @@ from monitor.normalize import (
     canonical_url,
     detect_language,
     fingerprint,
+    has_link,
     html_to_text,
     normalize_language,
     to_article,
+    to_articles,
     to_utc,
 )
 from monitor.parse import parse_feed
@@ -260,17 +262,54 @@ def test_to_article_builds_the_article() -> None:
 def test_to_article_fallbacks() -> None:
     no_link = to_article(raw(link=None), source=SOURCE, feed_language=None, now=NOW)
     assert no_link is not None and no_link.url == canonical_url(raw().guid or "")
-    assert (
-        to_article(raw(link=None, guid="urn:uuid:1"), source=SOURCE, feed_language=None, now=NOW)
-        is None
-    )
-    assert to_article(raw(link=None, guid=None), source=SOURCE, feed_language=None, now=NOW) is None
     no_guid = to_article(raw(guid=None), source=SOURCE, feed_language=None, now=NOW)
     assert no_guid is not None and no_guid.guid == no_guid.url
     odd_guid = to_article(raw(guid="1559104147038"), source=SOURCE, feed_language=None, now=NOW)
     assert odd_guid is not None and odd_guid.guid == "1559104147038"
     assert odd_guid.text == CORRIERE_SUB  # no content: the summary is the text
     assert odd_guid.published == NOW  # no date: first seen
+
+
+def test_to_article_keeps_an_item_without_a_web_link_under_a_key_that_is_not_a_link() -> None:
+    """A `urn:`/`tag:` GUID, or only a headline: kept, keyed per source, never as a link."""
+    urn = to_article(raw(link=None, guid="urn:uuid:1"), source=SOURCE, feed_language=None, now=NOW)
+    assert urn is not None and urn.guid == "urn:uuid:1"
+    assert urn.url == "guid:corriere-esteri/urn:uuid:1" and not has_link(urn)
+    linked = to_article(raw(), source=SOURCE, feed_language=None, now=NOW)
+    assert linked is not None and has_link(linked)
+    bad_link = raw(link="javascript:alert(1)", guid="tag:corriere.it,2026:7")
+    bad = to_article(bad_link, source=SOURCE, feed_language=None, now=NOW)
+    assert bad is not None and bad.url == "guid:corriere-esteri/tag:corriere.it,2026:7"
+    odd = to_article(raw(link=None, guid="<b>42 %</b>"), source=SOURCE, feed_language=None, now=NOW)
+    assert odd is not None and odd.url == "guid:corriere-esteri/%3Cb%3E42%20%25%3C/b%3E"
+    other = Source(name="other feed", url="https://example.org/rss")
+    elsewhere = to_article(
+        raw(link=None, guid="urn:uuid:1"), source=other, feed_language=None, now=NOW
+    )
+    assert elsewhere is not None and elsewhere.url == "guid:other%20feed/urn:uuid:1"
+    headline = to_article(raw(link=None, guid=None), source=SOURCE, feed_language=None, now=NOW)
+    assert headline is not None and headline.url.startswith("title:corriere-esteri/")
+    assert headline.guid == headline.url and not has_link(headline)
+    nothing = raw(link=None, guid=None, title="", summary_html="")
+    assert to_article(nothing, source=SOURCE, feed_language=None, now=NOW) is None
+
+
+def test_to_articles_keeps_items_of_a_broken_guid_apart_and_counts_duplicates() -> None:
+    entries = [
+        raw(guid="live", link=f"https://example.org/live/{n}", title=f"Update {n}")
+        for n in range(3)
+    ]
+    entries += [
+        raw(guid="live", link="https://m.example.org/live/0", title="Update 0"),  # same item
+        raw(guid="x", link="https://example.org/live/1?utm_source=rss", title="Other"),  # same link
+        raw(guid=None, link=None, title="", summary_html=""),
+    ]
+    got = to_articles(entries, source=SOURCE, feed_language=None, now=NOW)
+    assert [a.url for a in got.articles] == [f"https://example.org/live/{n}" for n in range(3)]
+    assert [a.guid for a in got.articles] == [a.url for a in got.articles]  # not "live" any more
+    assert got.skipped == (("duplicate", 2), ("no_identifier", 1))
+    one = to_articles(entries[:1], source=SOURCE, feed_language=None, now=NOW)
+    assert (one.articles[0].guid, one.skipped) == ("live", ())  # an unshared GUID is kept
 
 
 def test_to_article_dates() -> None:
