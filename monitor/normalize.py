@@ -13,7 +13,7 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -417,6 +417,7 @@ class Normalized:
 
     articles: list[Article]
     skipped: tuple[tuple[str, int], ...] = ()  # (reason, count), reasons in SKIP_REASONS order
+    reseen: frozenset[str] = frozenset()  # URLs of articles whose item was processed before
 
 
 def to_articles(
@@ -426,8 +427,10 @@ def to_articles(
     feed_language: str | None,
     now: datetime,
     skip: frozenset[str] = frozenset(),
+    seen: Container[str] = frozenset(),
 ) -> Normalized:
-    """The feed's entries as articles, minus those keyed (GUID, else link) in `skip`.
+    """The feed's entries as articles, minus those keyed (GUID, else link) in `skip`; the
+    articles whose key is in `seen` (items processed by an earlier poll) are named in `reseen`.
 
     A GUID shared by entries with different links and titles is broken, not a sign of one item:
     each such entry stays its own article, its GUID replaced by its URL so that the store, which
@@ -437,10 +440,14 @@ def to_articles(
     titled: set[tuple[str, str]] = set()
     per_guid: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
+    reseen: set[str] = set()
     for entry in entries:
-        if skip and (entry.guid or entry.link) in skip:
+        key = entry.guid or entry.link
+        if skip and key in skip:
             continue
         article = to_article(entry, source=source, feed_language=feed_language, now=now)
+        if article is not None and key and key in seen:
+            reseen.add(article.url)
         if article is None:
             skipped["no_identifier"] += 1
         elif article.url in articles or (article.guid, article.title) in titled:
@@ -451,4 +458,5 @@ def to_articles(
                 titled.add((article.guid, article.title))
                 per_guid[article.guid] += 1
     kept = [replace(a, guid=a.url) if per_guid[a.guid] > 1 else a for a in articles.values()]
-    return Normalized(kept, tuple((r, skipped[r]) for r in SKIP_REASONS if skipped[r]))
+    counts = tuple((r, skipped[r]) for r in SKIP_REASONS if skipped[r])
+    return Normalized(kept, counts, frozenset(reseen))

@@ -82,6 +82,8 @@ class Analysed:
     skipped: int = 0
     skipped_items: tuple[tuple[str, int], ...] = ()
     warning: str = ""
+    listed: tuple[str, ...] = ()  # every item key the body lists (kept as "seen" while listed)
+    reseen: frozenset[str] = frozenset()  # URLs of articles from items processed before
 
 
 def analyse_items(
@@ -103,19 +105,20 @@ def analyse_items(
         got, warning = _analyse(body, source, url=url, charset=charset, now=now)
         return Analysed(got.articles, skipped_items=got.skipped, warning=warning)
     counts = Counter(key for key, _ in scanned)
+    listed = tuple(counts)
     skip = frozenset(key for key, digest in scanned if counts[key] == 1 and seen.get(key) == digest)
     items = tuple((key, digest) for key, digest in scanned if key not in skip)
     if not items:
-        return Analysed([], (), len(skip))
+        return Analysed([], (), len(skip), listed=listed)
     reduced = without_items(body, skip, url=url, charset=charset) if skip else None
     if reduced is not None:  # the parsers read only the changed items
         parsed = parse_feed(reduced, url=url, charset="utf-8")
     else:
         parsed = parse_feed(body, url=url, charset=charset)
     got = to_articles(
-        parsed.entries, source=source, feed_language=parsed.language, now=now, skip=skip
+        parsed.entries, source=source, feed_language=parsed.language, now=now, skip=skip, seen=seen
     )
-    return Analysed(got.articles, items, len(skip), got.skipped, parsed.warning)
+    return Analysed(got.articles, items, len(skip), got.skipped, parsed.warning, listed, got.reseen)
 
 
 async def poll_source(
@@ -183,6 +186,7 @@ async def poll_source(
         return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
     if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
         unchanged(analysed.warning)
+        store.still_listed(source.name, analysed.listed, now)
         return PollResult(source.name, "unchanged")
 
     articles = analysed.articles
@@ -199,15 +203,19 @@ async def poll_source(
             articles = [by_url.get(a.url, a) for a in articles]
     candidates = []
     for article in articles:
-        seen = known.get(article.url)
+        stored = known.get(article.url)
         if (
-            seen is not None
-            and seen.source == article.source  # another source's item: a copy to record
-            and seen.title == article.title
-            and seen.fingerprint == article.fingerprint
+            stored is not None
+            and stored.source == article.source  # another source's item: a copy to record
+            and stored.title == article.title
+            and stored.fingerprint == article.fingerprint
         ):
             continue  # nothing new about it
         matches = tuple(rules.match(Document.from_article(article)))
+        if stored is None and article.url in analysed.reseen:
+            # its item was processed before and is still listed; retention deleted its row:
+            # stored again, but never alerted twice
+            matches = ()
         candidates.append(_candidate(article, matches, lexicon or default_lexicon()))
     saved = store.save_poll(
         source.name,
@@ -221,6 +229,7 @@ async def poll_source(
         plan=plan,
         window=window,
         items=analysed.items,
+        listed=analysed.listed,
         skipped=analysed.skipped_items,
         warning=analysed.warning,
     )

@@ -42,7 +42,9 @@ from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are 
     insert_article,
     item_hashes,
     known_rows,
+    prune_unlisted,
     save_item_hashes,
+    touch_listed,
     ts,
     update_article,
 )
@@ -253,6 +255,11 @@ class Store:
         candidate's URL; a few batched queries per poll (store_rows.known_rows)."""
         return {url: Known(*row) for url, row in known_rows(self.db.conn, list(articles)).items()}
 
+    def still_listed(self, source: str, keys: Sequence[str], now: datetime) -> None:
+        """A changed body whose items are all unchanged still lists them (see touch_listed)."""
+        with self.immediate() as conn:
+            touch_listed(conn, source, keys, now)
+
     def item_hashes(self, source: str) -> dict[str, str]:
         """Item key -> hash of each feed item of `source` as last processed."""
         return item_hashes(self.db.conn, source)
@@ -307,6 +314,7 @@ class Store:
         plan: Callable[..., Sequence[Alert]] | None = None,
         window: float = 72 * 3600.0,
         items: Sequence[tuple[str, str]] = (),
+        listed: Sequence[str] = (),
         skipped: Sequence[tuple[str, int]] = (),
         warning: str = "",
     ) -> Saved:
@@ -366,6 +374,7 @@ class Store:
                             )
                             insert_alerts(conn, planned, now)
             save_item_hashes(conn, source, items, now)
+            touch_listed(conn, source, listed, now)
             self._record_success(
                 conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids),
                 skipped, warning,
@@ -441,7 +450,7 @@ class Store:
             for table in ("story_articles", "story_alerts", "story_index"):
                 conn.execute(f"DELETE FROM {table} WHERE story_id IN ({old})", (hist,))
             conn.execute("DELETE FROM stories WHERE last_seen < ?", (hist,))
-            conn.execute("DELETE FROM item_hashes WHERE seen_at < ?", (cut,))
+            prune_unlisted(conn, before)
             kept = (
                 "SELECT article_id FROM story_articles UNION SELECT article_id FROM outbox "
                 "WHERE article_id IS NOT NULL"

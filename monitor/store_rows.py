@@ -175,7 +175,26 @@ def save_item_hashes(
     """Record new or changed items' hashes (seen_at = when this content was first processed)."""
     if rows:
         conn.executemany(
-            "INSERT OR REPLACE INTO item_hashes (source, item_key, item_hash, seen_at) "
-            "VALUES (?, ?, ?, ?)",
-            [(source, key, digest, ts(now)) for key, digest in rows],
+            "INSERT OR REPLACE INTO item_hashes (source, item_key, item_hash, seen_at, listed_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(source, key, digest, ts(now), ts(now)) for key, digest in rows],
         )
+
+
+def touch_listed(conn: sqlite3.Connection, source: str, keys: Sequence[str], now: datetime) -> None:
+    """The items a body lists are still there: their "seen" keys must outlive retention."""
+    if keys:
+        conn.executemany(
+            "UPDATE item_hashes SET listed_at = ? WHERE source = ? AND item_key = ?",
+            [(ts(now), source, key) for key in keys],
+        )
+
+
+def prune_unlisted(conn: sqlite3.Connection, before: datetime) -> None:
+    """Forget items that left their feed before `before`; items of a source's latest listing
+    stay, however old, so an item still listed is never taken for a new one."""
+    conn.execute(
+        "DELETE FROM item_hashes WHERE listed_at < ? AND listed_at < (SELECT MAX(h.listed_at) "
+        "FROM item_hashes h WHERE h.source = item_hashes.source)",
+        (ts(before),),
+    )

@@ -253,6 +253,14 @@ def _v8_source_warning(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE sources SET last_clean = last_success")  # unknown before: all were clean
 
 
+def _v9_listed_items(db: sqlite_utils.Database) -> None:
+    """When each item was last listed by its source: "seen" keys of items still in their feed
+    outlive retention, so such an item never alerts twice (store_rows.prune_unlisted)."""
+    db["item_hashes"].add_column("listed_at", str)
+    db.execute("UPDATE item_hashes SET listed_at = seen_at")
+    db["item_hashes"].create_index(["source", "listed_at"])
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
@@ -263,4 +271,5 @@ MIGRATIONS: list[Migration] = [
     _v6_story_terms,
     _v7_skipped_items,
     _v8_source_warning,
+    _v9_listed_items,
 ]

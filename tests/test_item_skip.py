@@ -128,14 +128,20 @@ async def test_repeated_guid_with_one_copy_edited_is_processed(server: LoopbackS
     assert again.outcome == "new" and again.edited == 1
 
 
-async def test_prune_forgets_item_hashes_with_articles(server: LoopbackServer, store, tmp_path):
+async def test_prune_keeps_item_hashes_while_the_feed_lists_them(
+    server: LoopbackServer, store, tmp_path
+):
     feed, source = setup(server, store, rss(ITEMS))
     assert (await poll(store, source, 0)).new == 3
     db = tmp_path / "monitor.db"
     assert rows(db, "SELECT COUNT(*) FROM item_hashes WHERE source = 'wire'") == [(3,)]
     store.prune(NOW + timedelta(days=30))
-    assert rows(db, "SELECT COUNT(*) FROM item_hashes") == [(0,)]
     assert rows(db, "SELECT COUNT(*) FROM articles") == [(0,)]
+    assert rows(db, "SELECT COUNT(*) FROM item_hashes") == [(3,)]  # still listed: kept
     feed.body = rss(ITEMS, title="Renamed channel")
-    back = await poll(store, source, 60 * 24 * 31)  # still in the feed: processed like today
-    assert (back.outcome, back.new) == ("new", 3)
+    back = await poll(store, source, 60 * 24 * 31)  # still in the feed: not new again
+    assert (back.outcome, back.new) == ("unchanged", 0)
+    feed.body = rss(ITEMS[:1], title="Renamed channel")  # two items leave the feed
+    await poll(store, source, 60 * 24 * 32)
+    store.prune(NOW + timedelta(days=60))
+    assert rows(db, "SELECT item_key FROM item_hashes") == [(ITEMS[0].guid,)]
