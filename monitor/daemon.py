@@ -23,7 +23,7 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from monitor import alerts, logs, source_health, store_health
+from monitor import alerts, logs, outbox_texts, source_health, store_health
 from monitor import config as config_mod
 from monitor.delivery import DeliveryPolicy, DrainResult, drain_outbox
 from monitor.errors import ConfigError, MonitorError, StorageError
@@ -36,8 +36,9 @@ from monitor.process import LooseThreads, alone, lock_database
 from monitor.rules import RuleSet
 from monitor.store import Store
 from monitor.store_outbox import Outbox, Pending, release_leases
-from monitor.stories.developments import OPENING, StoryContext
+from monitor.stories.developments import StoryContext
 from monitor.stories.lexicon import load_lexicon
+from monitor.writer import Writer
 
 log = logs.get_logger("monitor.daemon")
 
@@ -69,6 +70,7 @@ class Monitor:
         self.store = Store(config.settings.database)
         self._lock = lock_database(config.settings.database)
         self.outbox = Outbox(self.store)
+        self.writer = Writer(config.settings.database)  # polls' writes, off the event loop
         self.ruleset = RuleSet((r.name, r.query) for r in config.rules if r.enabled)
         self.lexicon = load_lexicon(config.settings.lexicon)
         self.fetcher = self._make_fetcher(config)
@@ -93,6 +95,7 @@ class Monitor:
 
     async def close(self) -> None:
         await self.fetcher.close()
+        self.writer.close()
         self.store.close()
         if self._lock is not None:
             os.close(self._lock)
@@ -134,11 +137,11 @@ class Monitor:
     def plan(
         self, article_id: int, article: Article, match: Match, story: StoryContext | None = None
     ) -> list[Alert]:
-        """The alerts a new match should queue (called inside the poll's transaction)."""
+        """The alerts a new match should queue (called inside the poll's transaction, on the
+        writer thread: it must not touch `self.store`)."""
         rule = self.rules_by_name.get(match.rule)
         if rule is None:
             return []
-        story = story or self.store.story_context(article_id, rule.name)  # None: a replay
         now = utcnow()
         tz = self.config.settings.timezone
         digest_at = next_digest_time(rule.digest, now, tz) if rule.digest else None
@@ -174,17 +177,18 @@ class Monitor:
                     plan=self.plan,
                     window=self.config.settings.story_window,
                     lexicon=self.lexicon,
+                    writes=self.writer,
                 )
         except TimeoutError:
-            result = self._poll_failed(source, started, "poll cancelled at its deadline")
+            result = await self._poll_failed(source, started, "poll cancelled at its deadline")
         except StorageError as exc:  # disk full, read-only: `once` exits 1 on it
             self.storage_error = str(exc)
-            result = self._poll_failed(source, started, str(exc))
+            result = await self._poll_failed(source, started, str(exc))
         except MonitorError as exc:
-            result = self._poll_failed(source, started, str(exc))
+            result = await self._poll_failed(source, started, str(exc))
         except Exception as exc:  # one bad source must never take the daemon down
             log.exception("poll crashed", source=name)
-            result = self._poll_failed(source, started, f"internal error: {exc!r}")
+            result = await self._poll_failed(source, started, f"internal error: {exc!r}")
         elapsed = (utcnow() - started).total_seconds()
         found, items = len(result.found), result.new + result.edited
         self.metrics.poll_done(result.outcome, elapsed, items=items, new=result.new, matches=found)
@@ -194,19 +198,23 @@ class Monitor:
               error=result.error, seconds=round(elapsed, 3))  # fmt: skip
         return result
 
-    def _poll_failed(self, source, started: datetime, error: str) -> PollResult:
+    async def _poll_failed(self, source, started: datetime, error: str) -> PollResult:
         from monitor import schedule
 
         state = self.store.source_state(source.name)
         retry = schedule.after_failure(source.interval, state.consecutive_errors + 1, started)
         try:
-            self.store.record_failure(source.name, error, started, retry, source.shown_url)
+            url = source.shown_url
+            await self.writer.call("record_failure", source.name, error, started, retry, url)
         except MonitorError:
             log.exception("cannot record poll failure", source=source.name)
         return PollResult(source.name, "error", error=error)
 
     def start_due_polls(self) -> int:
-        """Start a task for every due source not already being polled; returns how many."""
+        """Start a task for every due source not already being polled; returns how many. While
+        the writer stores a big poll, claims (writes) wait for the next tick."""
+        if self.writer.busy:
+            return 0
         now = utcnow()
         lease = now + timedelta(seconds=self.poll_deadline() + 60)
         started = 0
@@ -242,44 +250,15 @@ class Monitor:
     # -- delivery ------------------------------------------------------------------------
 
     def digest_message(self, batch: Sequence[Pending]) -> Message:
-        rule = self.rules_by_name.get(batch[0].rule)
-        if rule is None:  # removed by a reload: say so instead of a bare StopIteration
-            raise MonitorError(f"rule {batch[0].rule!r} is no longer in the config")
-        items = []
-        for row in batch:
-            if row.article_id is None:
-                continue
-            article = self.store.article(row.article_id)
-            match = self.store.match_for(row.article_id, row.rule)
-            if article is not None and match is not None:
-                items.append((article, match, article.source))
-        return alerts.render_digest(
-            items, rule=rule, timezone=self.config.settings.timezone, now=utcnow()
-        )
-
-    def name_all_outlets(self) -> None:
-        """An unsent story alert names every outlet the story has by now: polls of other
-        outlets that ran at the same time joined it after the alert was written."""
         tz = self.config.settings.timezone
-        for outbox_id, article_id, rule_name, story_id, why in self.outbox.unsent_story_alerts():
-            rule = self.rules_by_name.get(rule_name)
-            article = self.store.article(article_id)
-            match = self.store.match(article_id, rule_name)
-            if rule is None or article is None or match is None:
-                continue
-            others = [o for o in self.store.story_outlets(story_id) if o != article.source]
-            follow_up = why if why and why != OPENING else False
-            message = alerts.render_alert(
-                article, match, source_title=article.source, rule=rule, timezone=tz,
-                also_reported_by=others, follow_up=follow_up,
-            )  # fmt: skip
-            self.outbox.rewrite(outbox_id, message)
+        return outbox_texts.digest_message(self.store, self.rules_by_name, batch, tz, utcnow())
 
     async def drain(self) -> DrainResult | None:
         """Send what is due; overlapping calls return at once (the next tick picks up)."""
-        if self._drain_lock.locked():
+        if self._drain_lock.locked() or self.writer.busy:  # a big save: deliver next tick
             return None
-        self.name_all_outlets()
+        tz = self.config.settings.timezone
+        outbox_texts.name_all_outlets(self.store, self.outbox, self.rules_by_name, tz)
         async with self._drain_lock:
             result = await drain_outbox(
                 self.outbox,
@@ -442,7 +421,7 @@ class Daemon:
     async def housekeeping(self, job: str) -> None:
         """Retention ("prune") and source health ("check_sources"): a failure is logged, and
         the job runs again at its next time."""
-        if self.monitor is not None and not self.stopping.is_set():
+        if self.monitor is not None and not self.stopping.is_set() and not self.monitor.writer.busy:
             try:
                 getattr(self.monitor, job)()
             except MonitorError:
@@ -452,7 +431,9 @@ class Daemon:
         alive = self.scheduler is not None and self.scheduler.running
         fresh = (utcnow() - self._last_tick).total_seconds() < 30
         store = self.monitor.store if self.monitor is not None else None
-        database = store is not None and (store.lost() or store.writable())  # lost: why
+        # while the writer stores a poll, the write lock is ours: the database is fine
+        busy = self.monitor is not None and self.monitor.writer.busy
+        database = store is not None and (store.lost() or busy or store.writable())  # lost: why
         return {"scheduler": alive and fresh, "database": database}
 
     async def watch_config(self) -> None:
@@ -507,7 +488,7 @@ class Daemon:
                     )
                     await asyncio.wait(pending, timeout=1.0)
             try:
-                if monitor.store.lost() is None:
+                if monitor.store.lost() is None and not monitor.writer.busy:
                     monitor.release_dead_leases("stop")
             except MonitorError:
                 log.exception("cannot release leases")

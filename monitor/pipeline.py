@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from monitor import schedule
 from monitor.errors import FetchError, ParseError
@@ -28,6 +28,22 @@ from monitor.stories import copies, terms
 from monitor.stories.lexicon import Lexicon, default_lexicon
 
 Outcome = Literal["new", "unchanged", "not_modified", "error"]
+
+
+class Writes(Protocol):
+    """Where a poll's store writes run (monitor/writer.py runs them on a thread of its own)."""
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class Direct:
+    """Writes on the caller's own store, in the caller's thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.store, method)(*args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +148,7 @@ async def poll_source(
     plan: Callable[..., Sequence[Alert]] | None = None,
     window: float = 72 * 3600.0,
     lexicon: Lexicon | None = None,
+    writes: Writes | None = None,
 ) -> PollResult:
     """Poll one source once. Every outcome, failures included, is recorded in the store.
 
@@ -139,8 +156,10 @@ async def poll_source(
     the poll's own transaction. `window` (seconds) bounds copy detection and story grouping.
     Between reading what is known and saving there is no `await`, so within one event loop
     the decisions cannot race. `lexicon` (default: the shipped one) joins words of several
-    languages for story grouping.
+    languages for story grouping. `writes` runs the store's writes (default: here, on `store`;
+    the daemon passes its writer thread, so a big save never blocks the event loop).
     """
+    writes = writes or Direct(store)
     state = store.source_state(source.name)
     try:
         fetched = await fetcher.fetch(
@@ -150,13 +169,15 @@ async def poll_source(
             allow_private=source.allow_private,
         )
     except FetchError as exc:
-        return _failed(store, source, state.consecutive_errors, str(exc), now, exc.retry_after)
+        errors = state.consecutive_errors
+        return await _failed(writes, source, errors, str(exc), now, exc.retry_after)
 
     next_poll = schedule.after_success(source.interval, now, jitter=jitter())
 
-    def unchanged(warning: str | None = None) -> None:
+    async def unchanged(warning: str | None = None) -> None:
         """`warning` None: the body was not read again, so its last warning stands."""
-        store.record_unchanged(
+        await writes.call(
+            "record_unchanged",
             source.name,
             now,
             next_poll,
@@ -168,7 +189,7 @@ async def poll_source(
         )
 
     if fetched.not_modified or fetched.body_hash == state.body_hash:
-        unchanged()
+        await unchanged()
         return PollResult(source.name, "not_modified" if fetched.not_modified else "unchanged")
 
     seen = store.item_hashes(source.name) if source.kind != "html" else {}
@@ -183,10 +204,11 @@ async def poll_source(
             seen=seen,
         )
     except ParseError as exc:
-        return _failed(store, source, state.consecutive_errors, f"parse: {exc}", now, None)
+        errors = state.consecutive_errors
+        return await _failed(writes, source, errors, f"parse: {exc}", now, None)
     if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
-        unchanged(analysed.warning)
-        store.still_listed(source.name, analysed.listed, now)
+        await unchanged(analysed.warning)
+        await writes.call("still_listed", source.name, analysed.listed, now)
         return PollResult(source.name, "unchanged")
 
     articles = analysed.articles
@@ -217,7 +239,8 @@ async def poll_source(
             # stored again, but never alerted twice
             matches = ()
         candidates.append(_candidate(article, matches, lexicon or default_lexicon()))
-    saved = store.save_poll(
+    saved = await writes.call(
+        "save_poll",
         source.name,
         candidates,
         now,
@@ -269,8 +292,8 @@ def _candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -
     )  # fmt: skip
 
 
-def _failed(
-    store: Store,
+async def _failed(
+    writes: Writes,
     source: Source,
     previous_errors: int,
     error: str,
@@ -280,7 +303,7 @@ def _failed(
     next_poll = schedule.after_failure(
         source.interval, previous_errors + 1, now, retry_after=retry_after
     )
-    store.record_failure(source.name, error, now, next_poll, source.shown_url)
+    await writes.call("record_failure", source.name, error, now, next_poll, source.shown_url)
     return PollResult(source.name, "error", error=error)
 
 
@@ -299,7 +322,8 @@ async def poll_all(
         try:
             result = await poll_source(source, fetcher=fetcher, store=store, rules=rules, now=now())
         except Exception as exc:  # one bad source must never stop the others
-            result = _failed(store, source, 0, f"internal error: {exc!r}", now(), None)
+            error = f"internal error: {exc!r}"
+            result = await _failed(Direct(store), source, 0, error, now(), None)
         if on_done is not None:
             on_done(result)
         return result

@@ -389,13 +389,6 @@ class Store:
         """Every source that carried the story so far (its articles' and their copies')."""
         return stories.story_outlets(self.db.conn, story_id)
 
-    def match(self, article_id: int, rule: str) -> Match | None:
-        """The recorded match of a rule on an article, with its terms."""
-        row = self.db.execute(
-            "SELECT terms FROM matches WHERE article_id = ? AND rule = ?", (article_id, rule)
-        ).fetchone()
-        return Match(rule, tuple(json.loads(row[0] or "[]"))) if row else None
-
     def recent_stories(self, limit: int = 20) -> list[story_views.StoryRow]:
         return story_views.recent_stories(self.db.conn, limit)
 

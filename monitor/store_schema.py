@@ -259,6 +259,7 @@ def _v9_listed_items(db: sqlite_utils.Database) -> None:
     db["item_hashes"].add_column("listed_at", str)
     db.execute("UPDATE item_hashes SET listed_at = seen_at")
     db["item_hashes"].create_index(["source", "listed_at"])
+    db["sig_keys"].create_index(["key", "at"])  # copy lookups read a key's newest sketches
 
 
 Migration = Callable[[sqlite_utils.Database], None]

@@ -1,0 +1,52 @@
+"""Alert texts written at send time from what is stored: digests, and story alerts that name
+the outlets which joined their story after the alert was queued (service layer, no SQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from monitor import alerts
+from monitor.errors import MonitorError
+from monitor.models import Message, Rule
+from monitor.store import Store
+from monitor.store_outbox import Outbox, Pending
+from monitor.stories.developments import OPENING
+
+
+def digest_message(
+    store: Store, rules: Mapping[str, Rule], batch: Sequence[Pending], timezone: str, now: datetime
+) -> Message:
+    """One summary message for a digest rule's collected alerts."""
+    rule = rules.get(batch[0].rule)
+    if rule is None:  # removed by a reload: say so instead of a bare StopIteration
+        raise MonitorError(f"rule {batch[0].rule!r} is no longer in the config")
+    items = []
+    for row in batch:
+        if row.article_id is None:
+            continue
+        article = store.article(row.article_id)
+        match = store.match_for(row.article_id, row.rule)
+        if article is not None and match is not None:
+            items.append((article, match, article.source))
+    return alerts.render_digest(items, rule=rule, timezone=timezone, now=now)
+
+
+def name_all_outlets(
+    store: Store, outbox: Outbox, rules: Mapping[str, Rule], timezone: str
+) -> None:
+    """An unsent story alert names every outlet the story has by now: polls of other outlets
+    that ran at the same time joined it after the alert was written."""
+    for outbox_id, article_id, rule_name, story_id, why in outbox.unsent_story_alerts():
+        rule = rules.get(rule_name)
+        article = store.article(article_id)
+        match = store.match_for(article_id, rule_name)
+        if rule is None or article is None or match is None:
+            continue
+        others = [o for o in store.story_outlets(story_id) if o != article.source]
+        follow_up = why if why and why != OPENING else False
+        message = alerts.render_alert(
+            article, match, source_title=article.source, rule=rule, timezone=timezone,
+            also_reported_by=others, follow_up=follow_up,
+        )  # fmt: skip
+        outbox.rewrite(outbox_id, message)
