@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.models import Article, Candidate, Known
-from monitor.store_rows import ts
+from monitor.store_rows import most_shared, ts
 from monitor.stories import copies
 
 CANDIDATES = 20  # sketches compared with a new one, those sharing the most index keys first
@@ -46,18 +46,11 @@ def find_copy(
         return None
     # the sketches sharing most index keys first: a copy shares several of the smallest hashes,
     # so a feed of many look-alike items compares each with a few, not with hundreds
-    # each key brings at most PER_KEY of its newest sketches: the work stays bounded
-    per_key = " UNION ALL ".join(
-        "SELECT * FROM (SELECT article_id, at FROM sig_keys WHERE key = ? AND at >= ? "
-        "ORDER BY at DESC LIMIT ?)"
-        for _ in keys
-    )
-    params = [p for key in keys for p in (key, ts(since), PER_KEY)]
+    shared, params = most_shared("sig_keys", "key", "article_id", keys, since, PER_KEY, CANDIDATES)
     rows = conn.execute(
-        f"SELECT s.article_id, s.sig FROM signatures s JOIN (SELECT article_id, COUNT(*) AS n, "
-        f"MAX(at) AS latest FROM ({per_key}) GROUP BY article_id "
-        "ORDER BY n DESC, latest DESC LIMIT ?) c ON c.article_id = s.article_id",
-        (*params, CANDIDATES),
+        f"SELECT s.article_id, s.sig FROM signatures s JOIN ({shared}) c "
+        "ON c.article_id = s.article_id",
+        params,
     ).fetchall()
     best = copies.best_copy(sig, ((int(r[0]), _unpack(r[1])) for r in rows))
     return (best[0], "similar", best[1]) if best else None

@@ -198,3 +198,27 @@ def prune_unlisted(conn: sqlite3.Connection, before: datetime) -> None:
         "FROM item_hashes h WHERE h.source = item_hashes.source)",
         (ts(before),),
     )
+
+
+def most_shared(
+    table: str,
+    key: str,
+    target: str,
+    keys: Sequence[object],
+    since: datetime,
+    per_key: int,
+    limit: int,
+) -> tuple[str, list[object]]:
+    """SQL (and its parameters) for the `limit` `target`s of an index `table` filed under most
+    of `keys` since `since`, columns (target, shared, latest). Each key brings at most its
+    `per_key` newest rows, so the work stays bounded however common a key is."""
+    newest = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT {target}, at FROM {table} WHERE {key} = ? AND at >= ? "
+        "ORDER BY at DESC LIMIT ?)"
+        for _ in keys
+    )
+    sql = (
+        f"SELECT {target}, COUNT(*) AS shared, MAX(at) AS latest FROM ({newest}) "
+        f"GROUP BY {target} ORDER BY shared DESC, latest DESC LIMIT ?"
+    )
+    return sql, [*(p for k in keys for p in (k, ts(since), per_key)), limit]

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from monitor.models import Alert, Article, Candidate, Match
-from monitor.store_rows import from_ts, ts
+from monitor.store_rows import from_ts, most_shared, ts
 from monitor.stories import developments, grouping
 from monitor.stories.terms import is_fact
 
@@ -110,18 +110,13 @@ def _candidates(
     number of index rows however many stories the window holds."""
     if not query:
         return []
-    per_term = " UNION ALL ".join(
-        "SELECT * FROM (SELECT story_id, at FROM story_index WHERE term = ? AND at >= ? "
-        "ORDER BY at DESC LIMIT ?)"
-        for _ in query
+    shared, params = most_shared(
+        "story_index", "term", "story_id", query, since, PER_TERM, CANDIDATES
     )
-    params = [p for term in query for p in (term, ts(since), PER_TERM)]
     rows = conn.execute(
-        "SELECT s.id, s.centroid, s.languages FROM stories s JOIN (SELECT story_id, "
-        f"COUNT(*) AS shared, MAX(at) AS latest FROM ({per_term}) GROUP BY story_id "
-        "ORDER BY shared DESC, latest DESC LIMIT ?) c ON c.story_id = s.id "
-        "ORDER BY c.shared DESC, c.latest DESC",
-        (*params, CANDIDATES),
+        f"SELECT s.id, s.centroid, s.languages FROM stories s JOIN ({shared}) c "
+        "ON c.story_id = s.id ORDER BY c.shared DESC, c.latest DESC",
+        params,
     ).fetchall()
     return [
         grouping.StoryView(int(sid), json.loads(centroid or "{}"), _languages(languages))
