@@ -37,7 +37,7 @@ def name_all_outlets(
 ) -> None:
     """An unsent story alert names every outlet the story has by now: polls of other outlets
     that ran at the same time joined it after the alert was written."""
-    for outbox_id, article_id, rule_name, story_id, why in outbox.unsent_story_alerts():
+    for outbox_id, article_id, rule_name, story_id, why, text in outbox.unsent_story_alerts():
         rule = rules.get(rule_name)
         article = store.article(article_id)
         match = store.match_for(article_id, rule_name)
@@ -49,4 +49,5 @@ def name_all_outlets(
             article, match, source_title=article.source, rule=rule, timezone=timezone,
             also_reported_by=others, follow_up=follow_up,
         )  # fmt: skip
-        outbox.rewrite(outbox_id, message)
+        if message.text != text:  # only when another outlet joined since (no write per tick)
+            outbox.rewrite(outbox_id, message)
