@@ -68,7 +68,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def write_config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "monitor.toml"
     path.write_text(
-        '[monitor]\ndatabase = "monitor.db"\ntimeout = "10s"\n\n'
+        f'[monitor]\ndatabase = "{tmp_path / "monitor.db"}"\ntimeout = "10s"\n\n'
         f'[[sources]]\nname = "wire"\nurl = "{url}"\n\n'
         f'[[rules]]\nname = "talks"\nquery = "{QUERY}"\nalert = "article"\n',
         encoding="utf-8",
