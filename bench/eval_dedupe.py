@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._replay import serve_and_poll  # noqa: E402
 from monitor import daemon  # noqa: E402
 from monitor.config import load  # noqa: E402
 from monitor.daemon import Monitor  # noqa: E402
@@ -38,7 +39,7 @@ from monitor.store_copies import file_signature, find_copy  # noqa: E402
 from monitor.stories import copies as dedupe  # noqa: E402
 from monitor.stories import terms  # noqa: E402
 from monitor.stories.lexicon import default_lexicon  # noqa: E402
-from tests.loopback import LoopbackServer, Reply  # noqa: E402
+from tests.loopback import LoopbackServer  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 SERIES = CORPUS / "feeds" / "nyt-poll-series"
@@ -90,10 +91,7 @@ async def _replay(
         config_path.write_text("\n".join(lines) + "\n")
         monitor = Monitor(load(config_path, env={}))
         try:
-            for when, feed, body in shots:
-                clock["now"] = when
-                server.route(f"/{feed}.xml", Reply(200, body, {"Content-Type": "text/xml"}))
-                await monitor.poll(feed)
+            await serve_and_poll(monitor, server, shots, clock)
             db = monitor.store.db
             alerts = db.execute(
                 "SELECT o.key, o.article_id, o.story_id, a.guid FROM outbox o "

@@ -36,11 +36,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._replay import serve_and_poll  # noqa: E402
 from monitor import daemon, logs  # noqa: E402
 from monitor.config import load  # noqa: E402
 from monitor.daemon import Monitor  # noqa: E402
 from monitor.normalize import canonical_url  # noqa: E402
-from tests.loopback import LoopbackServer, Reply  # noqa: E402
+from tests.loopback import LoopbackServer  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 RULE = "everything"
@@ -212,10 +213,7 @@ async def replay(shots: list[tuple[datetime, str, bytes]], workdir: Path, knobs:
             config = write_config(workdir, sorted({f for _, f, _ in shots}), server, knobs)
             monitor = Monitor(load(config, env={}))
             try:
-                for when, feed, body in shots:
-                    clock["now"] = when
-                    server.route(f"/{feed}.xml", Reply(200, body, {"Content-Type": "text/xml"}))
-                    await monitor.poll(feed)
+                await serve_and_poll(monitor, server, shots, clock)
             finally:
                 await monitor.close()
     finally:
