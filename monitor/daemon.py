@@ -258,7 +258,7 @@ class Monitor:
         if self._drain_lock.locked() or self.writer.busy:  # a big save: deliver next tick
             return None
         tz = self.config.settings.timezone
-        outbox_texts.name_all_outlets(self.store, self.outbox, self.rules_by_name, tz)
+        outbox_texts.name_all_outlets(self.store, self.outbox, self.rules_by_name, tz, utcnow())
         async with self._drain_lock:
             result = await drain_outbox(
                 self.outbox,

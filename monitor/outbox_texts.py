@@ -33,11 +33,11 @@ def digest_message(
 
 
 def name_all_outlets(
-    store: Store, outbox: Outbox, rules: Mapping[str, Rule], timezone: str
+    store: Store, outbox: Outbox, rules: Mapping[str, Rule], timezone: str, now: datetime
 ) -> None:
     """An unsent story alert names every outlet the story has by now: polls of other outlets
     that ran at the same time joined it after the alert was written."""
-    for outbox_id, article_id, rule_name, story_id, why, text in outbox.unsent_story_alerts():
+    for outbox_id, article_id, rule_name, story_id, why, text in outbox.unsent_story_alerts(now):
         rule = rules.get(rule_name)
         article = store.article(article_id)
         match = store.match_for(article_id, rule_name)

@@ -72,8 +72,3 @@ def remember(values: Iterable[str]) -> None:
 def mask(text: str) -> str:
     """`text` with every secret this process knows masked."""
     return _known.mask(text)
-
-
-def known() -> frozenset[str]:
-    """The secrets this process masks (for tests and for passing on to a child process)."""
-    return _known.values

@@ -150,16 +150,21 @@ class Outbox:
         ).fetchall()
         return [from_ts(r[0]) for r in rows]  # type: ignore[misc]
 
-    def unsent_story_alerts(self) -> list[tuple[int, int, str, int, str | None, str]]:
+    def unsent_story_alerts(
+        self, now: datetime
+    ) -> list[tuple[int, int, str, int, str | None, str]]:
         """(outbox id, article id, rule, story id, why it alerted, its text) of the story
-        alerts never tried yet: their text may still change before it goes out."""
+        alerts due by `now` and never tried yet: their text may still change before it goes
+        out (one held by quiet hours is looked at once it is due)."""
         return [
             (int(r[0]), int(r[1]), r[2], int(r[3]), r[4], r[5] or "")
             for r in self.store.db.execute(
                 "SELECT o.id, o.article_id, o.rule, o.story_id, sa.reason, o.text FROM outbox o "
                 "LEFT JOIN story_alerts sa ON sa.story_id = o.story_id AND sa.rule = o.rule "
                 "AND sa.article_id = o.article_id WHERE o.status = 'pending' AND o.attempts = 0 "
-                "AND o.digest = 0 AND o.story_id IS NOT NULL AND o.article_id IS NOT NULL"
+                "AND o.digest = 0 AND o.story_id IS NOT NULL AND o.article_id IS NOT NULL "
+                "AND o.due_at <= ?",
+                (ts(now),),
             ).fetchall()
         ]
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from monitor.store_rows import from_ts
-from monitor.store_stories import story_outlets
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from monitor.store_stories import _EPOCH, story_outlets
 
 
 @dataclass(frozen=True, slots=True)

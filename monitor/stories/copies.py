@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from monitor.stories.terms import stop_words
+from monitor.stories.terms import lead_text, stop_words
 from monitor.text import words
 
 K = 64  # sketch size (smallest shingle hashes kept)
@@ -31,8 +31,7 @@ LEAD_WORDS = 60  # words of summary/text taken as the "lead"
 
 def lead(title: str, summary: str, text: str) -> str:
     """Title plus the first LEAD_WORDS words of the summary (else the text)."""
-    body = summary or text
-    return f"{title}\n{' '.join(body.split()[:LEAD_WORDS])}"
+    return f"{title}\n{lead_text(summary, text, LEAD_WORDS)}"
 
 
 def _h64(data: str) -> int:

@@ -119,9 +119,9 @@ def _terms(text: str, language: str | None, lexicon: Lexicon, stop: frozenset[st
     return counts
 
 
-def lead_text(summary: str, text: str) -> str:
-    """The first LEAD_WORDS words of the summary, else of the text."""
-    return " ".join((summary or text).split()[:LEAD_WORDS])
+def lead_text(summary: str, text: str, words: int = LEAD_WORDS) -> str:
+    """The first `words` words of the summary, else of the text."""
+    return " ".join((summary or text).split()[:words])
 
 
 def article_terms(
