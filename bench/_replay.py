@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping, Sequence
 from datetime import datetime
 
-from monitor.daemon import Monitor
+from monitor.runtime.daemon import Monitor
 from tests.loopback import LoopbackServer, Reply
 
 

@@ -74,9 +74,9 @@ def measure(run, profile: str | None) -> dict:
 
 
 def worker_monitor(args: argparse.Namespace) -> dict:
-    from monitor import config as config_mod
-    from monitor import logs
-    from monitor.daemon import Monitor
+    from monitor.config import loader as config_mod
+    from monitor.runtime import logs as logs
+    from monitor.runtime.daemon import Monitor
 
     if args.profile:  # cProfile sees one thread: run the parse step inline so it is counted
 
@@ -127,7 +127,7 @@ def worker_floor(args: argparse.Namespace) -> dict:
     """Raw fetch of every URL with the same client, then lxml parsing of the bodies."""
     from lxml import etree
 
-    from monitor.fetch import Fetcher
+    from monitor.ingest.fetch import Fetcher
 
     conditional = args.scenario in ("304", "10%-new")
 

@@ -25,7 +25,7 @@ from lxml import etree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.rules import Document, RuleSet  # noqa: E402
+from monitor.rules.query import Document, RuleSet  # noqa: E402
 from monitor.text import words  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

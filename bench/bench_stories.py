@@ -47,13 +47,14 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor import store_copies, store_stories  # noqa: E402
 from monitor.errors import ParseError  # noqa: E402
+from monitor.ingest.normalize import fingerprint, to_article  # noqa: E402
+from monitor.ingest.parse import parse_feed  # noqa: E402
 from monitor.models import Article, Candidate, Match, Source  # noqa: E402
-from monitor.normalize import fingerprint, to_article  # noqa: E402
-from monitor.parse import parse_feed  # noqa: E402
-from monitor.pipeline import _candidate  # noqa: E402
-from monitor.store import Store  # noqa: E402
+from monitor.service.pipeline import _candidate  # noqa: E402
+from monitor.store import copies as store_copies
+from monitor.store import stories as store_stories  # noqa: E402
+from monitor.store.sqlite import Store  # noqa: E402
 from monitor.stories import grouping  # noqa: E402
 from monitor.stories.lexicon import default_lexicon  # noqa: E402
 

@@ -28,14 +28,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._replay import serve_and_poll  # noqa: E402
-from monitor import daemon  # noqa: E402
-from monitor.config import load  # noqa: E402
-from monitor.daemon import Monitor  # noqa: E402
+from monitor.config.loader import load  # noqa: E402
+from monitor.ingest.normalize import to_article  # noqa: E402
+from monitor.ingest.parse import parse_feed  # noqa: E402
 from monitor.models import Article, Source  # noqa: E402
-from monitor.normalize import to_article  # noqa: E402
-from monitor.parse import parse_feed  # noqa: E402
-from monitor.store import Store  # noqa: E402
-from monitor.store_copies import file_signature, find_copy  # noqa: E402
+from monitor.runtime import daemon  # noqa: E402
+from monitor.runtime.daemon import Monitor  # noqa: E402
+from monitor.store.copies import file_signature, find_copy  # noqa: E402
+from monitor.store.sqlite import Store  # noqa: E402
 from monitor.stories import copies as dedupe  # noqa: E402
 from monitor.stories import terms  # noqa: E402
 from monitor.stories.lexicon import default_lexicon  # noqa: E402

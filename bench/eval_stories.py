@@ -37,10 +37,11 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._replay import serve_and_poll  # noqa: E402
-from monitor import daemon, logs  # noqa: E402
-from monitor.config import load  # noqa: E402
-from monitor.daemon import Monitor  # noqa: E402
-from monitor.normalize import canonical_url  # noqa: E402
+from monitor.config.loader import load  # noqa: E402
+from monitor.ingest.normalize import canonical_url  # noqa: E402
+from monitor.runtime import daemon as daemon
+from monitor.runtime import logs  # noqa: E402
+from monitor.runtime.daemon import Monitor  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

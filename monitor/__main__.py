@@ -1,6 +1,6 @@
 """Allow `python -m monitor`."""
 
-from monitor.cli import main
+from monitor.cli.commands import main
 
 if __name__ == "__main__":
     main()

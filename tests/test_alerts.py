@@ -11,7 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import (
+from monitor.alerts.plan import (
     alert_key,
     article_subject,
     backoff_delay,

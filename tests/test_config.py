@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import Config, _Locator, default_config_path, load, parse_duration
+from monitor.config.loader import Config, _Locator, default_config_path, load, parse_duration
 from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,7 +108,7 @@ SEED_TEXT = (
     ],
 )  # fmt: skip
 def test_shipped_rules_catch_the_talks_and_nothing_else(title, text, rules):
-    from monitor.rules import Document, parse_query
+    from monitor.rules.query import Document, parse_query
 
     config = load(SHIPPED, env={})
     doc = Document(title=title, text=text, source="corriere-esteri", language="it")

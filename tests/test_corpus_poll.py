@@ -14,11 +14,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
-from monitor.pipeline import PollResult, poll_source
-from monitor.rules import RuleSet
-from monitor.store import Store
+from monitor.rules.query import RuleSet
+from monitor.service.pipeline import PollResult, poll_source
+from monitor.store.sqlite import Store
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)

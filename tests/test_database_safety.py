@@ -28,8 +28,8 @@ import pytest
 
 from monitor.errors import StorageError
 from monitor.models import Source
-from monitor.store import Store
-from monitor.store_schema import MIGRATIONS
+from monitor.store.schema import MIGRATIONS
+from monitor.store.sqlite import Store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 from tests.receivers import WebhookReceiver
@@ -95,7 +95,7 @@ def polled_once(directory: Path, server: LoopbackServer) -> Path:
 OPENER = textwrap.dedent(
     """
     import sys, time
-    from monitor.store import Store
+    from monitor.store.sqlite import Store
 
     go = float(sys.argv[2])
     while time.time() < go:  # every opener starts at the same moment (bounded: go is near)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from monitor import daemon, notify
-from monitor.config import Config, load
-from monitor.daemon import Monitor
-from monitor.delivery import LEASE, DrainResult, drain_outbox
-from monitor.pipeline import PollResult
-from monitor.store import ts
+from monitor.config.loader import Config, load
+from monitor.delivery import channels as notify
+from monitor.delivery.drain import LEASE, DrainResult, drain_outbox
+from monitor.runtime import daemon as daemon
+from monitor.runtime.daemon import Monitor
+from monitor.service.pipeline import PollResult
+from monitor.store.sqlite import ts
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import SmtpReceiver, WebhookReceiver

@@ -17,13 +17,13 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from monitor import config as config_mod
-from monitor.daemon import Monitor
-from monitor.fetch import Fetcher
+from monitor.config import loader as config_mod
+from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
-from monitor.pipeline import PollResult, poll_source
-from monitor.rules import RuleSet
-from monitor.store import Store
+from monitor.rules.query import RuleSet
+from monitor.runtime.daemon import Monitor
+from monitor.service.pipeline import PollResult, poll_source
+from monitor.store.sqlite import Store
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)

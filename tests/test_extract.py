@@ -9,7 +9,7 @@ import pytest
 
 from bench.eval_extract import MOJIBAKE, fundus_cases, fundus_score, italian_cases, italian_score
 from monitor.errors import ParseError
-from monitor.extract import decode_html, extract_article, parse_date
+from monitor.ingest.extract import decode_html, extract_article, parse_date
 
 ITALIAN = Path("articles") / "italian-news-html"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.errors import ParseError
-from monitor.normalize import html_to_text
-from monitor.parse import _prepare, _trusted_charset, parse_feed
-from monitor.parse_fast import fast_parse
+from monitor.ingest.normalize import html_to_text
+from monitor.ingest.parse import _prepare, _trusted_charset, parse_feed
+from monitor.ingest.parse_fast import fast_parse
 
 _HTML_FIELDS = ("title", "summary_html", "content_html")
 

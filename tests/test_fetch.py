@@ -18,7 +18,7 @@ import pytest
 
 from monitor import __version__
 from monitor.errors import FetchError
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
 from tests.loopback import LoopbackServer, Reply, Seen
 
 

@@ -16,12 +16,12 @@ from xml.sax.saxutils import escape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import render_alert
+from monitor.alerts.plan import render_alert
 from monitor.errors import ParseError
+from monitor.ingest.normalize import has_link, to_article
+from monitor.ingest.parse import parse_feed
 from monitor.models import Match, Rule, Source
-from monitor.normalize import has_link, to_article
-from monitor.parse import parse_feed
-from monitor.rules import Document, RuleSet
+from monitor.rules.query import Document, RuleSet
 from tests.test_hostile import assert_inert
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)

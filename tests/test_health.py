@@ -9,8 +9,8 @@ import re
 import aiohttp
 import pytest
 
-from monitor.health import HealthServer, is_loopback, start_health_server
-from monitor.metrics import Metrics
+from monitor.runtime.healthz import HealthServer, is_loopback, start_health_server
+from monitor.runtime.metrics import Metrics
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from monitor import config as config_mod
-from monitor.daemon import Monitor
+from monitor.config import loader as config_mod
+from monitor.runtime.daemon import Monitor
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver

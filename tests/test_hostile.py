@@ -23,13 +23,13 @@ import markdown
 import pytest
 from lxml import html as lxml_html
 
-from monitor.alerts import render_alert, safe_url
-from monitor.fetch import Fetcher
+from monitor.alerts.plan import render_alert, safe_url
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.normalize import has_link
 from monitor.models import Article, Match, Message, Rule, Source, SourceState
-from monitor.normalize import has_link
-from monitor.pipeline import PollResult, poll_source
-from monitor.rules import RuleSet
-from monitor.store import Store
+from monitor.rules.query import RuleSet
+from monitor.service.pipeline import PollResult, poll_source
+from monitor.store.sqlite import Store
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)

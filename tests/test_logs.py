@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from monitor import logs
+from monitor.runtime import logs as logs
 
 SECRETS = ("SECRETVALUE", "hunter2pass", "p@ss/w0rd")
 BOT_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawX"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from monitor.alerts import render_alert
+from monitor.alerts.plan import render_alert
+from monitor.delivery.channels import send
 from monitor.models import Article, Match, Message, Rule
-from monitor.notify import send
 from tests.synapse import MatrixError, Synapse, synapse_python
 
 LOGIN = "/_matrix/client/v3/login"

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.models import RawEntry, Source
-from monitor.normalize import (
+from monitor.ingest.normalize import (
     MAX_HTML,
     SUMMARY_CHARS,
     canonical_url,
@@ -21,7 +20,8 @@ from monitor.normalize import (
     to_articles,
     to_utc,
 )
-from monitor.parse import parse_feed
+from monitor.ingest.parse import parse_feed
+from monitor.models import RawEntry, Source
 
 NOW = datetime(2026, 2, 3, 12, 0, tzinfo=UTC)
 SOURCE = Source(name="corriere-esteri", url="https://xml2.corriereobjects.it/rss/esteri.xml")

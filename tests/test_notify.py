@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.notify import Message, describe, send
+from monitor.delivery.channels import Message, describe, send
 from tests.receivers import SmtpReceiver, WebhookReceiver
 
 MESSAGE = Message(

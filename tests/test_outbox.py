@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts import plan_alerts
-from monitor.delivery import LEASE
+from monitor.alerts.plan import plan_alerts
+from monitor.delivery.drain import LEASE
 from monitor.models import Alert, Article, Delivery, Match, Message, Rule
-from monitor.store import Store
-from monitor.store_outbox import Outbox
+from monitor.store.outbox import Outbox
+from monitor.store.sqlite import Store
 
 T0 = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
 RULES = [

@@ -9,12 +9,12 @@ import pytest
 from bs4 import BeautifulSoup
 
 from monitor.errors import ParseError
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.pages import parse_listing
 from monitor.models import Source
-from monitor.pages import parse_listing
-from monitor.pipeline import analyse, poll_source
-from monitor.rules import RuleSet
-from monitor.store import Store
+from monitor.rules.query import RuleSet
+from monitor.service.pipeline import analyse, poll_source
+from monitor.store.sqlite import Store
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import ParseError
-from monitor.parse import ParsedFeed, parse_feed, scan_ids
+from monitor.ingest.parse import ParsedFeed, parse_feed, scan_ids
 from tests.loopback import LoopbackServer, Reply
 
 FEED_URL = "https://www.example.org/rss/esteri.xml"

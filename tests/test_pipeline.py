@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
-from monitor.pipeline import poll_source
-from monitor.rules import RuleSet
-from monitor.store import Store
+from monitor.rules.query import RuleSet
+from monitor.service.pipeline import poll_source
+from monitor.store.sqlite import Store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 

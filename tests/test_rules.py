@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import RuleSyntaxError
 from monitor.models import Article, Match
-from monitor.rules import Document, RuleSet, parse_query
+from monitor.rules.query import Document, RuleSet, parse_query
 from monitor.text import fold, words
 
 TALKS = (

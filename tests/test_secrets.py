@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from monitor import config as config_mod
 from monitor import secrets
-from monitor.daemon import Monitor
+from monitor.config import loader as config_mod
+from monitor.runtime.daemon import Monitor
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
 

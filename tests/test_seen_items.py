@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import config as config_mod
-from monitor.daemon import Monitor
-from monitor.store_rows import ts
+from monitor.config import loader as config_mod
+from monitor.runtime.daemon import Monitor
+from monitor.store.rows import ts
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.test_stories import Clock
@@ -32,7 +32,7 @@ NEW = Item("new1", "Ceasefire signed in Geneva", "The delegations signed a cease
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    from monitor import daemon
+    from monitor.runtime import daemon as daemon
 
     c = Clock()
     monkeypatch.setattr(daemon, "utcnow", c)

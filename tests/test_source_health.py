@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor import config as config_mod
-from monitor import schedule, source_health
-from monitor.cli import cli
-from monitor.daemon import Monitor
+from monitor.cli.commands import cli
+from monitor.config import loader as config_mod
 from monitor.errors import ConfigError
+from monitor.runtime.daemon import Monitor
+from monitor.service import schedule as schedule
+from monitor.service import source_health as source_health
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from monitor import store_health
 from monitor.models import Alert, Article, Delivery, Match, Message, Source
-from monitor.store import Candidate, Store
-from monitor.store_outbox import Outbox
-from monitor.store_schema import MIGRATIONS
+from monitor.store import maintenance as store_health
+from monitor.store.outbox import Outbox
+from monitor.store.schema import MIGRATIONS
+from monitor.store.sqlite import Candidate, Store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 
@@ -42,7 +42,7 @@ WRITER = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from monitor.models import Alert, Article, Match, Message, Source
-    from monitor.store import Candidate, Store
+    from monitor.store.sqlite import Candidate, Store
 
     PER_POLL = int(sys.argv[3])
     store = Store(sys.argv[1])

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from monitor import daemon
-from monitor.cli import cli
-from monitor.config import Config, load
-from monitor.daemon import Monitor
+from monitor.cli.commands import cli
+from monitor.config.loader import Config, load
+from monitor.runtime import daemon as daemon
+from monitor.runtime.daemon import Monitor
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 

@@ -24,9 +24,9 @@ import pytest
 from click.testing import CliRunner
 
 from bench.eval_stories import Label, article_key, read_labels, snapshots
-from monitor import daemon
-from monitor.alerts import FOLLOW_UP
-from monitor.cli import cli
+from monitor.alerts.plan import FOLLOW_UP
+from monitor.cli.commands import cli
+from monitor.runtime import daemon as daemon
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer
 from tests.receivers import ReceivedPost, WebhookReceiver

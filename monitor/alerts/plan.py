@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from monitor.excerpt import excerpt, find_terms  # noqa: F401 - re-exported
+from monitor.alerts.excerpt import excerpt, find_terms  # noqa: F401 - re-exported
 from monitor.models import Alert, Article, Match, Message, Rule
 from monitor.stories.developments import StoryContext, development, story_alert
 

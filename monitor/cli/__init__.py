@@ -1,1 +1,5 @@
-"""cli."""
+"""The command line."""
+
+from monitor.cli.commands import main
+
+__all__ = ["main"]

@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
-from monitor import __version__, logs, notify, report, secrets, source_health, store_health
-from monitor import config as config_mod
-from monitor.daemon import Daemon, Monitor
-from monitor.delivery import DrainResult
+from monitor import __version__, secrets
+from monitor.cli import report as report
+from monitor.config import loader as config_mod
+from monitor.delivery import channels as notify
+from monitor.delivery.drain import DrainResult
 from monitor.errors import (
     ConfigError,
     FetchError,
@@ -27,13 +28,17 @@ from monitor.errors import (
     RuleSyntaxError,
     StorageError,
 )
-from monitor.fetch import Fetcher
+from monitor.ingest.fetch import Fetcher
 from monitor.models import Message, Source
-from monitor.pipeline import PollResult, analyse
-from monitor.process import LockFileError
-from monitor.rules import Document, RuleSet, parse_query
-from monitor.store import Store
-from monitor.store_outbox import Outbox
+from monitor.rules.query import Document, RuleSet, parse_query
+from monitor.runtime import logs as logs
+from monitor.runtime.daemon import Daemon, Monitor
+from monitor.runtime.process import LockFileError
+from monitor.service import source_health as source_health
+from monitor.service.pipeline import PollResult, analyse
+from monitor.store import maintenance as store_health
+from monitor.store.outbox import Outbox
+from monitor.store.sqlite import Store
 from monitor.stories.lexicon import load_lexicon
 
 

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from monitor import secrets
-from monitor.config_values import (
+from monitor.config.values import (
     NAME_PATTERN,
     Duration,
     DurationOrZero,
@@ -49,7 +49,7 @@ from monitor.config_values import (
     valid_size,
     valid_timezone,
 )
-from monitor.config_values import (
+from monitor.config.values import (
     parse_duration as parse_duration,  # re-exported: other modules import it from here
 )
 from monitor.errors import ConfigError

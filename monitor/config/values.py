@@ -164,7 +164,9 @@ def valid_selector(value: str) -> str:
 
 def valid_query(value: str) -> str:
     """A rule query that parses; the message points at the character where it went wrong."""
-    from monitor.rules import parse_query  # imported late: rules is a sibling, not a foundation
+    from monitor.rules.query import (
+        parse_query,  # imported late: rules is a sibling, not a foundation
+    )
 
     if not value.strip():
         raise ValueError("is empty")

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from monitor import alerts, notify
-from monitor.alerts import STDOUT
+from monitor.alerts import plan as alerts
+from monitor.alerts.plan import STDOUT
+from monitor.delivery import channels as notify
 from monitor.models import Delivery, Message, Rule
-from monitor.store_outbox import Outbox, Pending
+from monitor.store.outbox import Outbox, Pending
 
 LEASE = timedelta(minutes=5)  # a claimed row returns to the queue if its worker dies
 BUDGET = 60.0  # seconds of sending per channel per drain; plus one send's timeout, < LEASE

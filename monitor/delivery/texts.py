@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from monitor import alerts
+from monitor.alerts import plan as alerts
 from monitor.errors import MonitorError
 from monitor.models import Message, Rule
-from monitor.store import Store
-from monitor.store_outbox import Outbox, Pending
+from monitor.store.outbox import Outbox, Pending
+from monitor.store.sqlite import Store
 from monitor.stories.developments import OPENING
 
 

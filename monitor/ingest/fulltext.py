@@ -25,12 +25,12 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
 
-from monitor import logs
 from monitor.errors import FetchError, MonitorError
-from monitor.extract import extract_article
-from monitor.fetch import Fetcher, host_addresses, is_public_address
+from monitor.ingest.extract import extract_article
+from monitor.ingest.fetch import Fetcher, host_addresses, is_public_address
+from monitor.ingest.normalize import TEXT_CHARS, fingerprint, normalize_language
 from monitor.models import Article, Source
-from monitor.normalize import TEXT_CHARS, fingerprint, normalize_language
+from monitor.runtime import logs as logs
 
 __all__ = ["DELAY", "MAX_PER_POLL", "ROBOTS_TTL", "enrich"]
 

@@ -26,9 +26,9 @@ import soupsieve
 from bs4 import BeautifulSoup, Tag
 
 from monitor.errors import ParseError
-from monitor.extract import decode_html, parse_date, soup
+from monitor.ingest.extract import decode_html, parse_date, soup
+from monitor.ingest.parse import ParsedFeed
 from monitor.models import RawEntry, Source
-from monitor.parse import ParsedFeed
 
 __all__ = ["decode_html", "parse_listing"]
 

@@ -30,8 +30,8 @@ import feedparser
 from lxml import etree
 
 from monitor.errors import ParseError
+from monitor.ingest.parse_fast import _encoding_ok, fast_parse
 from monitor.models import RawEntry
-from monitor.parse_fast import _encoding_ok, fast_parse
 
 __all__ = ["ParsedFeed", "parse_feed", "scan_ids", "scan_items"]
 

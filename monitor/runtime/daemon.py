@@ -23,22 +23,26 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from monitor import alerts, logs, outbox_texts, source_health, store_health
-from monitor import config as config_mod
-from monitor.delivery import DeliveryPolicy, DrainResult, drain_outbox
+from monitor.alerts import plan as alerts
+from monitor.config import loader as config_mod
+from monitor.delivery import texts as outbox_texts
+from monitor.delivery.drain import DeliveryPolicy, DrainResult, drain_outbox
 from monitor.errors import ConfigError, MonitorError, StorageError
-from monitor.fetch import Fetcher
-from monitor.health import HealthServer, start_health_server
-from monitor.metrics import Metrics
+from monitor.ingest.fetch import Fetcher
 from monitor.models import Alert, Article, Match, Message
-from monitor.pipeline import PollResult, poll_source
-from monitor.process import LooseThreads, alone, lock_database
-from monitor.rules import RuleSet
-from monitor.store import Store
-from monitor.store_outbox import Outbox, Pending, release_leases
+from monitor.rules.query import RuleSet
+from monitor.runtime import logs as logs
+from monitor.runtime.healthz import HealthServer, start_health_server
+from monitor.runtime.metrics import Metrics
+from monitor.runtime.process import LooseThreads, alone, lock_database
+from monitor.service import source_health as source_health
+from monitor.service.pipeline import PollResult, poll_source
+from monitor.store import maintenance as store_health
+from monitor.store.outbox import Outbox, Pending, release_leases
+from monitor.store.sqlite import Store
+from monitor.store.writer import Writer
 from monitor.stories.developments import StoryContext
 from monitor.stories.lexicon import load_lexicon
-from monitor.writer import Writer
 
 log = logs.get_logger("monitor.daemon")
 
@@ -199,7 +203,7 @@ class Monitor:
         return result
 
     async def _poll_failed(self, source, started: datetime, error: str) -> PollResult:
-        from monitor import schedule
+        from monitor.service import schedule as schedule
 
         state = self.store.source_state(source.name)
         retry = schedule.after_failure(source.interval, state.consecutive_errors + 1, started)

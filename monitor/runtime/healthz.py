@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.metrics import Metrics
+from monitor.runtime.metrics import Metrics
 from monitor.secrets import mask
 
 Check = Callable[[], Awaitable[dict[str, bool | str]]]

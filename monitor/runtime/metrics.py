@@ -23,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from monitor.normalize import SKIP_REASONS
+from monitor.ingest.normalize import SKIP_REASONS
 
 POLL_OUTCOMES = ("new", "unchanged", "not_modified", "error")
 ALERT_OUTCOMES = ("sent", "failed", "dead")

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from monitor import schedule
 from monitor.errors import FetchError, ParseError
-from monitor.fetch import Fetcher
-from monitor.fulltext import enrich
+from monitor.ingest.fetch import Fetcher
+from monitor.ingest.fulltext import enrich
+from monitor.ingest.normalize import Normalized, detect_language, has_link, to_articles
+from monitor.ingest.pages import parse_listing
+from monitor.ingest.parse import parse_feed, scan_items, without_items
 from monitor.models import Alert, Article, Candidate, Match, Source
-from monitor.normalize import Normalized, detect_language, has_link, to_articles
-from monitor.pages import parse_listing
-from monitor.parse import parse_feed, scan_items, without_items
-from monitor.rules import Document, RuleSet
-from monitor.store import Store
+from monitor.rules.query import Document, RuleSet
+from monitor.service import schedule as schedule
+from monitor.store.sqlite import Store
 from monitor.stories import copies, terms
 from monitor.stories.lexicon import Lexicon, default_lexicon
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from monitor.alerts import _clean, _h, _md, format_time
+from monitor.alerts.plan import _clean, _h, _md, format_time
 from monitor.models import Alert, Message
 from monitor.secrets import mask
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor.models import Article, Candidate, Known
-from monitor.store_rows import most_shared, ts
+from monitor.store.rows import most_shared, ts
 from monitor.stories import copies
 
 CANDIDATES = 20  # sketches compared with a new one, those sharing the most index keys first

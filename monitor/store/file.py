@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlite_utils
 
 from monitor.errors import StorageError
-from monitor.store_schema import MIGRATIONS
+from monitor.store.schema import MIGRATIONS
 
 Identity = tuple[int, int]  # (st_dev, st_ino) of the file as opened
 # what SQLite says when it cannot make a WAL file's `-shm` index (a directory this user cannot

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor.errors import StorageError
-from monitor.store import Store, from_ts, ts
+from monitor.store.sqlite import Store, from_ts, ts
 
 _HEALTH = ("name", "url", "enabled", "last_success", "last_error", "last_error_at")
 _HEALTH += ("consecutive_errors", "added_at", "down_since", "last_warning", "last_clean")

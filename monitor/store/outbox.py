@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from monitor.models import Alert, Delivery, Message
-from monitor.store import Store, from_ts, insert_alerts, ts
+from monitor.store.sqlite import Store, from_ts, insert_alerts, ts
 
 
 @dataclass(frozen=True, slots=True)

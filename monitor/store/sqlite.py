@@ -18,10 +18,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from monitor import secrets, store_file
-from monitor import store_copies as copies
-from monitor import store_stories as stories
-from monitor import store_story_views as story_views
+from monitor import secrets
 from monitor.errors import StorageError
 from monitor.models import (
     Alert,
@@ -33,7 +30,11 @@ from monitor.models import (
     Source,
     SourceState,
 )
-from monitor.store_rows import (  # noqa: F401 - ts, from_ts, insert_alerts are re-exported
+from monitor.store import copies as copies
+from monitor.store import file as store_file
+from monitor.store import stories as stories
+from monitor.store import story_views as story_views
+from monitor.store.rows import (  # noqa: F401 - ts, from_ts, insert_alerts are re-exported
     _ARTICLE_COLUMNS,
     _ARTICLE_COLUMNS_A,
     _article,

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from monitor.models import Alert, Article, Candidate, Match
-from monitor.store_rows import from_ts, most_shared, ts
+from monitor.store.rows import from_ts, most_shared, ts
 from monitor.stories import developments, grouping
 from monitor.stories.terms import is_fact
 

@@ -7,8 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from monitor.store_rows import from_ts
-from monitor.store_stories import _EPOCH, story_outlets
+from monitor.store.rows import from_ts
+from monitor.store.stories import _EPOCH, story_outlets
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.store import Store
+from monitor.store.sqlite import Store
 
 __all__ = ["Writer"]
 
