@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.runtime.daemon import Monitor
+from monitor.service.monitor import Monitor
+from tests.conftest import Clock
 from tests.loopback import LoopbackServer, Reply
 
 
@@ -13,10 +14,11 @@ async def serve_and_poll(
     monitor: Monitor,
     server: LoopbackServer,
     shots: Sequence[tuple[datetime, str, bytes]],
-    clock: MutableMapping[str, datetime],
+    clock: Clock,
 ) -> None:
-    """Serve each (time, feed, body) snapshot at /<feed>.xml and poll that feed at its time."""
+    """Serve each (time, feed, body) snapshot at /<feed>.xml and poll that feed at its time
+    (`clock` is the monitor's own: it is set to each snapshot's time)."""
     for when, feed, body in shots:
-        clock["now"] = when
+        clock.set(when)
         server.route(f"/{feed}.xml", Reply(200, body, {"Content-Type": "text/xml"}))
         await monitor.poll(feed)

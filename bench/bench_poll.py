@@ -76,7 +76,7 @@ def measure(run, profile: str | None) -> dict:
 def worker_monitor(args: argparse.Namespace) -> dict:
     from monitor.config import loader as config_mod
     from monitor.runtime import logs as logs
-    from monitor.runtime.daemon import Monitor
+    from monitor.service.monitor import Monitor
 
     if args.profile:  # cProfile sees one thread: run the parse step inline so it is counted
 

@@ -3,13 +3,13 @@
 The target: at most 1 ms CPU per article with 5,000 articles in the 72 h window, flat in the
 window size (a linear scan of every story cost 1-7 ms at 500). For each window size N a fresh
 Store is filled with N grouped articles through the real path (`Store.save_poll` of Candidates
-built by `pipeline._candidate`, matched by a rule, polls of 20, `now` advancing so that the N
+built by `pipeline.candidate`, matched by a rule, polls of 20, `now` advancing so that the N
 articles span the window); then the same M probe articles are saved and timed:
 
 - `save_poll` as a whole, and its story part (`count_terms` + `assign_story`: document
   frequencies, candidate lookup, `grouping.place`, writes), its copy part and window pruning,
   timed by wrapping those functions (process CPU, `time.process_time`);
-- `_candidate` alone (terms, facts, sketch, language: independent of the window);
+- `candidate` alone (terms, facts, sketch, language: independent of the window);
 - the baseline, on a copy of the filled database (N <= `--linear-max`): each probe compared with
   every story of the window (all members' vectors loaded, `grouping.place` on all of them) inside
   the same transaction, so it sees what the index sees; how often both pick the same story.
@@ -51,10 +51,10 @@ from monitor.errors import ParseError  # noqa: E402
 from monitor.ingest.normalize import fingerprint, to_article  # noqa: E402
 from monitor.ingest.parse import parse_feed  # noqa: E402
 from monitor.models import Article, Candidate, Match, Source  # noqa: E402
-from monitor.service.pipeline import _candidate  # noqa: E402
+from monitor.service import pipeline  # noqa: E402
+from monitor.store import SqliteStore  # noqa: E402
 from monitor.store import copies as store_copies
 from monitor.store import stories as store_stories  # noqa: E402
-from monitor.store.sqlite import Store  # noqa: E402
 from monitor.stories import grouping  # noqa: E402
 from monitor.stories.lexicon import default_lexicon  # noqa: E402
 
@@ -252,7 +252,7 @@ def compared(linear: Linear) -> Iterator[None]:
 class Window:
     """A store being filled: the clock advances so that `size` articles span WINDOW."""
 
-    store: Store
+    store: SqliteStore
     size: int
     now: datetime = START
     polls: int = 0
@@ -289,7 +289,7 @@ def fill(window: Window, articles: Distinct, lexicon: Any) -> float:
     cpu = 0.0
     while window.stored < window.size:
         want = min(POLL, window.size - window.stored)
-        batch = [_candidate(articles.next(), MATCHED, lexicon) for _ in range(want)]
+        batch = [pipeline.candidate(articles.next(), MATCHED, lexicon) for _ in range(want)]
         cpu += window.save(batch)[0]
     return 1000 * cpu / window.stored
 
@@ -311,7 +311,7 @@ def probe(window: Window, probes: list[Candidate]) -> dict[str, float]:
     return per
 
 
-def window_facts(store: Store) -> dict[str, int]:
+def window_facts(store: SqliteStore) -> dict[str, int]:
     """Stories and grouped articles in the window, the largest story's size."""
     conn = store.db.conn
     n_articles, n_stories = conn.execute(
@@ -331,7 +331,7 @@ def run_size(size: int, probes: list[Candidate], base: list[Article], args: Any)
     lexicon = default_lexicon()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "stories.db"
-        with Store(path) as store, Store(Path(tmp) / "twin.db") as twin:
+        with SqliteStore(path) as store, SqliteStore(Path(tmp) / "twin.db") as twin:
             window = Window(store, size)
             fill_ms = fill(window, Distinct(base, size, f"fill{size}", args.swap), lexicon)
             out: dict[str, Any] = {"size": size, "fill_ms": fill_ms, **window_facts(store)}
@@ -364,11 +364,13 @@ def linear_run(window: Window, probes: list[Candidate]) -> dict[str, float]:
 
 
 def candidate_cost(articles: list[Article]) -> tuple[list[Candidate], float]:
-    """The probes as the pipeline builds them, and the CPU ms per article of `_candidate`."""
+    """The probes as the pipeline builds them, and the CPU ms per article of `candidate`."""
     lexicon = default_lexicon()
-    _candidate(articles[0], MATCHED, lexicon)  # stemmers, stop words and lexicon loaded once
+    pipeline.candidate(
+        articles[0], MATCHED, lexicon
+    )  # stemmers, stop words and lexicon loaded once
     t = time.process_time()
-    built = [_candidate(a, MATCHED, lexicon) for a in articles]
+    built = [pipeline.candidate(a, MATCHED, lexicon) for a in articles]
     return built, 1000 * (time.process_time() - t) / len(articles)
 
 
@@ -379,7 +381,7 @@ def _row(cells: list[object]) -> str:
 def report(out: dict) -> None:
     """Two compact tables (save_poll's parts; index against linear scan), then flatness."""
     print(f"{out['base_articles']} base articles ({out['base']}, {out['swap']:.0%} of words "
-          f"swapped), {out['probes']} probes; _candidate (terms, facts, sketch, language): "
+          f"swapped), {out['probes']} probes; candidate (terms, facts, sketch, language): "
           f"{out['terms_ms']:.3f} ms/article")  # fmt: skip
     print(
         "ms CPU per probe article; story = count_terms + assign_story = df + lookup + place + write"
@@ -452,10 +454,10 @@ class TimedConnection:
 def profile_probe(size: int, probes: list[Candidate], base: list[Article], args: Any) -> None:
     """Where the probes' save_poll time goes at window size `size`: each SQL statement's CPU
     (execute + fetch) and a cProfile, each on its own copy of the filled store."""
-    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "sql.db") as store:
+    with tempfile.TemporaryDirectory() as tmp, SqliteStore(Path(tmp) / "sql.db") as store:
         window = Window(store, size)
         fill(window, Distinct(base, size, "profile", args.swap), default_lexicon())
-        with Store(Path(tmp) / "cprofile.db") as twin:
+        with SqliteStore(Path(tmp) / "cprofile.db") as twin:
             store.db.conn.backup(twin.db.conn)
             profiler = cProfile.Profile()
             profiler.enable()

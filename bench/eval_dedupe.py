@@ -32,13 +32,13 @@ from monitor.config.loader import load  # noqa: E402
 from monitor.ingest.normalize import to_article  # noqa: E402
 from monitor.ingest.parse import parse_feed  # noqa: E402
 from monitor.models import Article, Source  # noqa: E402
-from monitor.runtime import daemon  # noqa: E402
-from monitor.runtime.daemon import Monitor  # noqa: E402
+from monitor.service.monitor import Monitor  # noqa: E402
+from monitor.store import SqliteStore  # noqa: E402
 from monitor.store.copies import file_signature, find_copy  # noqa: E402
-from monitor.store.sqlite import Store  # noqa: E402
 from monitor.stories import copies as dedupe  # noqa: E402
 from monitor.stories import terms  # noqa: E402
 from monitor.stories.lexicon import default_lexicon  # noqa: E402
+from tests.conftest import Clock  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -67,17 +67,11 @@ def snapshots(limit: int | None) -> list[tuple[datetime, str, bytes]]:
 
 async def replay(mode: str, shots: list[tuple[datetime, str, bytes]], workdir: Path) -> dict:
     """Serve each snapshot in time order and poll its feed at that time."""
-    clock = {"now": shots[0][0]}
-    real_utcnow = daemon.utcnow
-    daemon.utcnow = lambda: clock["now"]  # the monitor reads time only through utcnow
-    try:
-        return await _replay(mode, shots, workdir, clock)
-    finally:
-        daemon.utcnow = real_utcnow  # never leak the replay's 2022 clock into the caller
+    return await _replay(mode, shots, workdir, Clock(shots[0][0]))  # the monitor's own time
 
 
 async def _replay(
-    mode: str, shots: list[tuple[datetime, str, bytes]], workdir: Path, clock: dict
+    mode: str, shots: list[tuple[datetime, str, bytes]], workdir: Path, clock: Clock
 ) -> dict:
     with LoopbackServer() as server:
         feeds = sorted({f for _, f, _ in shots})
@@ -89,7 +83,7 @@ async def _replay(
         lines += [f'alert = "{mode}"']
         config_path = workdir / f"{mode}.toml"
         config_path.write_text("\n".join(lines) + "\n")
-        monitor = Monitor(load(config_path, env={}))
+        monitor = Monitor(load(config_path, env={}), clock=clock)
         try:
             await serve_and_poll(monitor, server, shots, clock)
             db = monitor.store.db
@@ -213,7 +207,7 @@ def cost(n_docs: int, workdir: Path) -> dict:
         terms.article_terms(title, terms.lead_text(summary, text), "en", lexicon)
     facts_rate = min(n_docs, 5000) / (time.perf_counter() - t)
     now = datetime(2026, 2, 3, tzinfo=UTC)
-    with Store(workdir / "cost.db") as store:
+    with SqliteStore(workdir / "cost.db") as store:
         conn = store.db.conn
         with store.immediate():
             for i, sig in enumerate(sigs):

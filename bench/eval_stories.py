@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._replay import serve_and_poll  # noqa: E402
 from monitor.config.loader import load  # noqa: E402
 from monitor.ingest.normalize import canonical_url  # noqa: E402
-from monitor.runtime import daemon as daemon
 from monitor.runtime import logs  # noqa: E402
-from monitor.runtime.daemon import Monitor  # noqa: E402
+from monitor.service.monitor import Monitor  # noqa: E402
+from tests.conftest import Clock  # noqa: E402
 from tests.loopback import LoopbackServer  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -206,19 +206,14 @@ def write_config(workdir: Path, feeds: list[str], server: LoopbackServer, knobs:
 
 async def replay(shots: list[tuple[datetime, str, bytes]], workdir: Path, knobs: Knobs) -> Path:
     """Serve each snapshot in time order and poll its feed at that time; the database path."""
-    clock = {"now": shots[0][0]}
-    real_utcnow = daemon.utcnow
-    daemon.utcnow = lambda: clock["now"]  # the monitor reads time only through utcnow
-    try:
-        with patched(knobs.patches), LoopbackServer() as server:
-            config = write_config(workdir, sorted({f for _, f, _ in shots}), server, knobs)
-            monitor = Monitor(load(config, env={}))
-            try:
-                await serve_and_poll(monitor, server, shots, clock)
-            finally:
-                await monitor.close()
-    finally:
-        daemon.utcnow = real_utcnow  # never leak the replay's clock into the caller
+    clock = Clock(shots[0][0])  # the monitor's own time, set to each snapshot's
+    with patched(knobs.patches), LoopbackServer() as server:
+        config = write_config(workdir, sorted({f for _, f, _ in shots}), server, knobs)
+        monitor = Monitor(load(config, env={}), clock=clock)
+        try:
+            await serve_and_poll(monitor, server, shots, clock)
+        finally:
+            await monitor.close()
     return workdir / "stories.db"
 
 

@@ -41,7 +41,3 @@ class ParseError(MonitorError):
 
 class StorageError(MonitorError):
     """The database could not be read or written (locked, read-only, disk full, ...)."""
-
-
-class NotifyError(MonitorError):
-    """An alert channel could not be reached or refused the message."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Literal
 
 SourceKind = Literal["feed", "html"]
@@ -46,9 +46,23 @@ class Rule:
     alert: AlertMode = "story"
     cooldown: float = 3600.0  # seconds between follow-up alerts of one story
     digest: str | None = None  # cron expression; None = send each alert at once
-    quiet_hours: str | None = None  # "22:00-07:00" in the monitor's timezone
+    quiet_hours: QuietHours | None = None  # in the monitor's timezone
     urgent: bool = False  # urgent alerts ignore quiet hours
     enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A daily window, in the monitor's time zone, when a rule's non-urgent alerts wait; it may
+    span midnight (22:00-07:00). Parsed once, by the config (`config.values.valid_quiet_hours`);
+    `str()` gives it back as the config normalizes it ("07:00-09:30").
+    """
+
+    start: time
+    end: time
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,3 +202,163 @@ class Saved:
     edited_ids: tuple[int, ...]
     new_matches: tuple[tuple[int, Match], ...]
     copies: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOf:
+    """A candidate that is a copy of the stored article `original`. `new`: recorded by this
+    poll (reported in `Saved.copies`); False: an earlier poll recorded it, nothing to report."""
+
+    original: int
+    new: bool
+
+
+# A fact's kind, in the order the stored terms sort (`"`, `#`, `@`); "legacy" is a fact stored
+# before the text-similarity stories (schema v6), shown as it was stored.
+FactKind = Literal["quote", "number", "name", "legacy"]
+_FACT_ORDER = {"quote": 0, "number": 1, "name": 2, "legacy": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """A name, number or quotation an article told: what a later report must add to be news.
+
+    The store keeps facts in their term form (`stories.terms`); what it hands out is this.
+    They sort as their stored terms do, which is the order follow-ups and timelines list them.
+    """
+
+    kind: FactKind
+    text: str  # the folded name, the number without separators, a quotation's first words
+
+    def __lt__(self, other: Fact) -> bool:
+        return (_FACT_ORDER[self.kind], self.text) < (_FACT_ORDER[other.kind], other.text)
+
+
+@dataclass(frozen=True, slots=True)
+class SentAlert:
+    """An alert the story already sent for a rule: n = 0 opened it, n > 0 is a follow-up."""
+
+    n: int
+    article_id: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoryContext:
+    """An article's story as alert planning needs it (built by the store inside the poll).
+
+    `fresh` maps each fact added since the rule's last alert to its weight; `novelty` is
+    1 - the article's best cosine with the articles that alerted; `score` its join score
+    (0 for the article that opened the story); `outlets` the story's other sources and copies.
+    """
+
+    story_id: int
+    sent: tuple[SentAlert, ...] = ()
+    fresh: Mapping[Fact, float] = field(default_factory=dict)
+    novelty: float = 0.0
+    score: float = 0.0
+    outlets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A claimed outbox row, ready to be sent."""
+
+    id: int
+    key: str
+    rule: str
+    channel: str
+    message: Message
+    due_at: datetime
+    attempts: int
+    article_id: int | None
+    story_id: int | None
+    digest: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnsentStoryAlert:
+    """A story alert due and never tried yet, whose text may still change before it goes out:
+    its outbox row, article, rule and story, why it alerted (`reason`) and its current text."""
+
+    outbox_id: int
+    article_id: int
+    rule: str
+    story_id: int
+    reason: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRow:
+    """One story as `news-monitor stories` lists it."""
+
+    id: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    headline: str
+    size: int
+    outlets: tuple[str, ...]
+    languages: tuple[str, ...] = ()
+    alerts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One article of a story, or a copy of one (`copy_of` = the original's id). `fresh` are
+    the facts it added; `alerted` names the rules it alerted for, with why
+    (`rule: new: Hamilton, 100`)."""
+
+    article_id: int
+    at: datetime | None
+    source: str
+    title: str
+    url: str
+    fresh: tuple[Fact, ...] = ()
+    copy_of: int | None = None
+    alerted: tuple[str, ...] = ()
+    language: str | None = None
+
+
+# -- one poll's results (service/pipeline.py) ----------------------------------------------
+
+Outcome = Literal["new", "unchanged", "not_modified", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """A changed body's new or changed articles, the (key, hash) of the items to record as
+    processed, how many items were skipped as unchanged since their last processing, and the
+    items of those analysed that were not kept, by reason (normalize.to_articles); `warning`:
+    what was wrong with the body, though its items could be read (parse.ParsedFeed)."""
+
+    articles: list[Article]
+    items: tuple[tuple[str, str], ...] = ()
+    skipped: int = 0
+    skipped_items: tuple[tuple[str, int], ...] = ()
+    warning: str = ""
+    listed: tuple[str, ...] = ()  # every item key the body lists (kept as "seen" while listed)
+    reseen: frozenset[str] = frozenset()  # URLs of articles from items processed before
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A new match: the stored article id, the article and the rule that matched it."""
+
+    article_id: int
+    article: Article
+    match: Match
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    """What one poll of one source did, for the log, the metrics and `once`'s summary."""
+
+    source: str
+    outcome: Outcome
+    new: int = 0
+    edited: int = 0
+    found: tuple[Found, ...] = ()
+    error: str | None = None
+    skipped_items: tuple[tuple[str, int], ...] = ()  # (reason, count): items not stored, and why
+    warning: str = ""  # what was wrong with a body read all the same ("malformed: ...")

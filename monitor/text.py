@@ -1,6 +1,6 @@
 """Text folding and word splitting shared by rules, stories and search.
 
-Everything that compares words (rule matching, fingerprints, search) must fold the same way, or a
+Everything that compares words (rule matching, stories, search) must fold the same way, or a
 rule written `perche` would miss `perché` in one place and hit it in another. So the one definition
 lives here: case-fold, compatibility-decompose (NFKD, so ligatures and full-width forms become plain
 letters), drop the combining marks on Latin and Greek letters (accents), and map typographic
@@ -8,6 +8,10 @@ apostrophes and quotes to ASCII.
 
 Combining marks are collected once from the Basic Multilingual Plane (a few milliseconds at import);
 marks beyond it are historic scripts that news feeds do not use.
+
+`hash_fold` is the one exception, kept apart on purpose: the older fold behind stored hashes
+(`Article.fingerprint`, the `title:` keys of items without a link). It differs from `fold` on
+Cyrillic and Hangul, and changing it would change every hash already in a database.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["fold", "words"]
+__all__ = ["fold", "hash_fold", "words"]
 
 _PUNCT = {
     "\u2018": "'",  # left single quotation mark
@@ -76,3 +80,16 @@ def fold(text: str) -> str:
 def words(text: str) -> list[str]:
     """Folded word tokens of `text`, in order: `"L'Ucraina, 1.400 km"` -> `l ucraina 1.400 km`."""
     return _WORD.findall(fold(text))
+
+
+_HASH_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def hash_fold(text: str) -> str:
+    """Case- and accent-free `text` with punctuation removed and spaces collapsed, for hashes
+    that are stored: unlike `fold` it drops marks on every script (Cyrillic "й" -> "и") and
+    leaves Hangul decomposed. Frozen: a change would break every stored fingerprint."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = _HASH_MARKS.sub("", decomposed)
+    return _NON_WORD.sub(" ", stripped).strip()

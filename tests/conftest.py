@@ -1,8 +1,10 @@
-"""Shared fixtures: the loopback HTTP server and the real-data corpus beside the checkout."""
+"""Shared fixtures: the loopback HTTP server, the real-data corpus beside the checkout, and the
+one test clock."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,39 @@ from tests.loopback import LoopbackServer
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
+T0 = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)  # 11:00 in Rome: the tests' usual "now"
+
+
+class Clock:
+    """Now, as the test says it is: a `monitor.clock.Clock` that moves only when told, so
+    backoff, digests, quiet hours and retention run at explicit instants, never by sleeps.
+    Hand it to `Monitor(config, clock=...)`, or to the CLI as `CliRunner().invoke(cli, args,
+    obj=clock)`; calling it also gives now, for APIs that take a `now` function."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    __call__ = now
+
+    def set(self, when: datetime) -> None:
+        self._now = when
+
+    def advance(self, **delta: float) -> None:
+        self._now += timedelta(**delta)
 
 
 @pytest.fixture
 def server() -> Iterator[LoopbackServer]:
     with LoopbackServer() as srv:
         yield srv
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture

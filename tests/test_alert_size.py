@@ -24,7 +24,7 @@ from apprise import Apprise, NotifyFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import plan as alerts
+from monitor.alerts import render as alerts
 from monitor.delivery import channels as notify
 from monitor.models import Article, Match, Rule
 from tests.feeds import Item, rss

@@ -11,22 +11,12 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts.plan import (
-    alert_key,
-    article_subject,
-    backoff_delay,
-    excerpt,
-    find_terms,
-    format_time,
-    hold_until,
-    parse_quiet_hours,
-    quiet_until,
-    rate_limit_until,
-    render_alert,
-    render_digest,
-    safe_url,
-    story_subject,
-)
+from monitor.alerts.escape import safe_url
+from monitor.alerts.excerpt import excerpt, find_terms
+from monitor.alerts.plan import alert_key, article_subject, story_subject
+from monitor.alerts.render import format_time, render_alert, render_digest
+from monitor.alerts.timing import backoff_delay, hold_until, quiet_until, rate_limit_until
+from monitor.config.values import parse_quiet_hours, valid_quiet_hours
 from monitor.models import Article, Match, Rule
 from monitor.text import fold, words
 
@@ -297,18 +287,18 @@ def rome(*args) -> datetime:
 
 
 def test_quiet_hours_spanning_midnight():
-    spec = "22:00-07:00"
+    spec, noon = valid_quiet_hours("22:00-07:00"), valid_quiet_hours("12:00-14:00")
     assert quiet_until(spec, rome(2026, 2, 3, 21, 59), ROME) is None
     assert quiet_until(spec, rome(2026, 2, 3, 7, 0), ROME) is None
     assert quiet_until(spec, rome(2026, 2, 3, 22, 0), ROME) == datetime(2026, 2, 4, 6, tzinfo=UTC)
     assert quiet_until(spec, rome(2026, 2, 4, 3, 0), ROME) == datetime(2026, 2, 4, 6, tzinfo=UTC)
-    assert quiet_until("12:00-14:00", rome(2026, 2, 3, 13, 0), ROME) == rome(2026, 2, 3, 14, 0)
-    assert quiet_until("12:00-14:00", rome(2026, 2, 3, 23, 0), ROME) is None
+    assert quiet_until(noon, rome(2026, 2, 3, 13, 0), ROME) == rome(2026, 2, 3, 14, 0)
+    assert quiet_until(noon, rome(2026, 2, 3, 23, 0), ROME) is None
     assert quiet_until(None, rome(2026, 2, 3, 23, 0), ROME) is None
 
 
 def test_quiet_hours_on_dst_change_nights():
-    spec = "22:00-07:00"
+    spec, late = valid_quiet_hours("22:00-07:00"), valid_quiet_hours("23:00-02:30")
     # spring forward (29 Mar 2026, 02:00 -> 03:00): the night is an hour shorter
     end = quiet_until(spec, rome(2026, 3, 28, 23, 0), ROME)
     assert end == datetime(2026, 3, 29, 5, 0, tzinfo=UTC) and end.tzinfo is not None
@@ -318,28 +308,27 @@ def test_quiet_hours_on_dst_change_nights():
     assert end == datetime(2026, 10, 25, 6, 0, tzinfo=UTC)
     assert end - rome(2026, 10, 24, 22, 0) == timedelta(hours=10)
     # an end time skipped by the jump ends quiet hours at the jump itself
-    assert quiet_until("23:00-02:30", rome(2026, 3, 29, 1, 30), ROME) == datetime(
+    assert quiet_until(late, rome(2026, 3, 29, 1, 30), ROME) == datetime(
         2026, 3, 29, 1, 0, tzinfo=UTC
     )
     # an end time that happens twice: whichever is still ahead
     second_pass = datetime(2026, 10, 25, 1, 5, tzinfo=UTC)  # 02:05 CET, after the fall back
-    assert quiet_until("23:00-02:30", second_pass, ROME) == datetime(
-        2026, 10, 25, 1, 30, tzinfo=UTC
-    )
+    assert quiet_until(late, second_pass, ROME) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("spec", ["22:00-07:00", "23:00-02:30", "02:15-02:45", "12:00-14:00"])
 def test_quiet_hours_end_is_exactly_when_quiet_stops_around_dst(spec):
     """Every 5 minutes over both 2026 DST weekends: the end is ahead, quiet until it, not after."""
+    quiet = valid_quiet_hours(spec)
     for weekend in (datetime(2026, 3, 27, tzinfo=UTC), datetime(2026, 10, 23, tzinfo=UTC)):
         for step in range(0, 4 * 24 * 60, 5):
             now = weekend + timedelta(minutes=step)
-            end = quiet_until(spec, now, ROME)
+            end = quiet_until(quiet, now, ROME)
             if end is None:
                 continue
             assert now < end <= now + timedelta(hours=24)
-            assert quiet_until(spec, end, ROME) is None
-            assert quiet_until(spec, max(now, end - timedelta(minutes=1)), ROME) is not None
+            assert quiet_until(quiet, end, ROME) is None
+            assert quiet_until(quiet, max(now, end - timedelta(minutes=1)), ROME) is not None
 
 
 def test_quiet_hours_spec_validation_and_urgent_rules():
@@ -348,9 +337,9 @@ def test_quiet_hours_spec_validation_and_urgent_rules():
         with pytest.raises(ValueError):
             parse_quiet_hours(bad)
     night = rome(2026, 2, 3, 23, 0)
-    quiet = Rule(name="r", query="q", quiet_hours="22:00-07:00")
+    quiet = Rule(name="r", query="q", quiet_hours=valid_quiet_hours("22:00-07:00"))
     assert hold_until(quiet, night, ROME) == datetime(2026, 2, 4, 6, tzinfo=UTC)
-    urgent = Rule(name="r", query="q", quiet_hours="22:00-07:00", urgent=True)
+    urgent = Rule(name="r", query="q", quiet_hours=valid_quiet_hours("22:00-07:00"), urgent=True)
     assert hold_until(urgent, night, ROME) is None
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end-to-end over the real corpus / the benches
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytest.importorskip("reader", reason="the benchmark's peer (PyPI reader) is not installed")

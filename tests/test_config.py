@@ -390,7 +390,7 @@ def test_defaults_inheritance_and_normalized_values(tmp_path):
     assert config.sources[0].language == "it" and config.sources[0].kind == "feed"
     weekday, sunday = config.rules
     assert weekday.digest == "0 8 * * mon,tue,wed,thu,fri"  # crontab 1-5, same in APScheduler
-    assert weekday.quiet_hours == "07:00-09:30" and weekday.cooldown == 0
+    assert str(weekday.quiet_hours) == "07:00-09:30" and weekday.cooldown == 0
     assert sunday.digest == "*/15 8-18 1,15 jan-jun sun"
     assert weekday.channels == () and weekday.alert == "story"
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -11,7 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.loopback import LoopbackServer, Reply
+
+pytestmark = pytest.mark.slow  # end-to-end over the real corpus / the benches
 
 TYPES = {".xml": "application/rss+xml", ".json": "application/json"}
 

@@ -14,12 +14,16 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from monitor.ingest.fetch import Fetcher
-from monitor.models import Source
+from monitor.models import PollResult, Source
 from monitor.rules.query import RuleSet
-from monitor.service.pipeline import PollResult, poll_source
-from monitor.store.sqlite import Store
+from monitor.service.pipeline import poll_source
+from monitor.store import SqliteStore
 from tests.loopback import LoopbackServer, Reply
+
+pytestmark = pytest.mark.slow  # end-to-end over the real corpus / the benches
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
 CORPORA = ("feedparser-tests", "parser-corpora")
@@ -47,7 +51,7 @@ def _kind(error: str) -> str:
 async def test_every_corpus_file_polled_without_a_crash(corpus: Path, tmp_path: Path) -> None:
     files = _files(corpus)
     assert len(files) > 2000
-    with LoopbackServer() as server, Store(tmp_path / "monitor.db") as store:
+    with LoopbackServer() as server, SqliteStore(tmp_path / "monitor.db") as store:
         for n, path in enumerate(files):
             ctype = TYPES.get(path.suffix.lower(), "application/octet-stream")
             server.route(f"/f{n}", Reply(body=path.read_bytes(), headers={"Content-Type": ctype}))

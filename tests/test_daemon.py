@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.runtime.process import alone, lock_database
+from monitor.service.lock import alone, lock_database
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 from tests.receivers import WebhookReceiver

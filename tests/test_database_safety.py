@@ -28,8 +28,8 @@ import pytest
 
 from monitor.errors import StorageError
 from monitor.models import Source
+from monitor.store import SqliteStore
 from monitor.store.schema import MIGRATIONS
-from monitor.store.sqlite import Store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 from tests.receivers import WebhookReceiver
@@ -95,12 +95,12 @@ def polled_once(directory: Path, server: LoopbackServer) -> Path:
 OPENER = textwrap.dedent(
     """
     import sys, time
-    from monitor.store.sqlite import Store
+    from monitor.store import SqliteStore
 
     go = float(sys.argv[2])
     while time.time() < go:  # every opener starts at the same moment (bounded: go is near)
         time.sleep(0.001)
-    with Store(sys.argv[1]) as store:
+    with SqliteStore(sys.argv[1]) as store:
         print(store.schema_version)
     """
 )
@@ -115,9 +115,10 @@ def schema(path: Path) -> tuple[int, list[tuple[str, str]]]:
     return version, rows
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
     reference = tmp_path / "reference.db"
-    Store(reference).close()
+    SqliteStore(reference).close()
     expected = schema(reference)
     assert expected[0] == len(MIGRATIONS)
     for round_ in range(5):
@@ -166,6 +167,7 @@ def test_read_only_lock_file_gives_one_line_naming_it_and_the_fix(
         assert fix == fixes[reason]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", ["stopped", "running"])
 def test_read_commands_work_on_a_database_another_user_owns(
     tmp_path: Path, server: LoopbackServer, writer: str
@@ -280,11 +282,11 @@ def test_database_deleted_while_running_fails_health_and_stops_the_daemon(
 def test_replaced_database_is_never_written_through_the_old_connection(tmp_path: Path) -> None:
     path = tmp_path / "monitor.db"
     now = datetime.now(UTC)
-    store = Store(path)
+    store = SqliteStore(path)
     store.sync_sources([Source("wire", "http://wire.example/")], now)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a quiet moment: the -wal is empty
     backup = tmp_path / "backup.db"
-    with Store(backup) as other:
+    with SqliteStore(backup) as other:
         other.sync_sources([Source("restored", "http://restored.example/")], now)
     os.replace(backup, path)  # an operator restores a backup while the process runs
     try:
@@ -295,5 +297,5 @@ def test_replaced_database_is_never_written_through_the_old_connection(tmp_path:
         store.close()
     # a write through the old connection would sit in the -wal beside the restored file, and
     # SQLite would lay it over the restored file at its next opening
-    with Store(path) as fresh:
+    with SqliteStore(path) as fresh:
         assert [row["name"] for row in fresh.sources_health()] == ["restored"]

@@ -1,8 +1,8 @@
 """Alert semantics end to end: a feed on 127.0.0.1 polled by `Monitor`, a real SQLite file,
 alerts drained to a real JSON webhook and a real SMTP server; assertions on what ARRIVED.
 
-Time is a controllable clock (`Clock`) that replaces the daemon's `utcnow`, so backoff, digests
-and quiet hours are driven by explicit instants, never by sleeps.
+Time is a controllable clock (`Clock`, tests/conftest.py) handed to the `Monitor`, so backoff,
+digests and quiet hours are driven by explicit instants, never by sleeps.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,10 @@ import pytest
 from monitor.config.loader import Config, load
 from monitor.delivery import channels as notify
 from monitor.delivery.drain import LEASE, DrainResult, drain_outbox
-from monitor.runtime import daemon as daemon
-from monitor.runtime.daemon import Monitor
-from monitor.service.pipeline import PollResult
-from monitor.store.sqlite import ts
+from monitor.models import PollResult
+from monitor.service.monitor import Monitor
+from monitor.store.times import ts
+from tests.conftest import T0, Clock
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import SmtpReceiver, WebhookReceiver
@@ -31,7 +31,6 @@ TALKS = (
     "(ucraina OR ukraine OR kiev OR kyiv) AND "
     '(negoziat* OR colloqui OR tregua OR ceasefire OR "peace talks")'
 )
-T0 = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)  # 11:00 in Rome
 SMTP_PASSWORD = "s3cret-pass-9f2"
 ITEMS = [
     Item("a1", "Garanzie di sicurezza per Kiev, nuovi colloqui ad Abu Dhabi"),
@@ -48,26 +47,6 @@ def distinct_items(n: int, prefix: str = "b") -> list[Item]:
         Item(f"{prefix}{i:02}", f"{NAMES[i]} and {NAMES[(i + 11) % 30]} on Kyiv ceasefire")
         for i in range(n)
     ]
-
-
-class Clock:
-    """Now, as the test says it is."""
-
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock(T0)
-    monkeypatch.setattr(daemon, "utcnow", c)  # Monitor reads the time only through utcnow
-    return c
 
 
 @pytest.fixture
@@ -112,8 +91,8 @@ def talks_rule(*channels: str, **extra: object) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Monitor]:
-    monitor = Monitor(config)
+async def running(config: Config, clock: Clock) -> AsyncIterator[Monitor]:
+    monitor = Monitor(config, clock=clock)
     try:
         yield monitor
     finally:
@@ -137,7 +116,10 @@ async def sent(monitor: Monitor) -> int:
 
 
 def outbox_rows(monitor: Monitor) -> list[dict]:
-    return sorted(monitor.outbox.recent(limit=1000), key=lambda r: r["id"])
+    """The outbox, oldest first, its times as stored (text), which the assertions compare."""
+    rows = monitor.store.recent_alerts(limit=1000)
+    times = ("created_at", "due_at", "sent_at")
+    return sorted(({**r, **{k: ts(r[k]) for k in times}} for r in rows), key=lambda r: r["id"])
 
 
 def titles(hook: WebhookReceiver) -> list[str]:
@@ -156,7 +138,7 @@ async def test_each_match_arrives_once_as_webhook_json_and_as_email(
         {"hook": hook.url("/alerts"), "desk": smtp.url(to="desk@example.org")},
         [talks_rule("hook", "desk")],
     )
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         polled = await poll(monitor)
         assert polled is not None and len(polled.found) == 2
         result = await drain(monitor)
@@ -189,7 +171,7 @@ async def test_each_match_arrives_once_as_webhook_json_and_as_email(
 async def test_repoll_edit_restart_and_redrain_never_resend(tmp_path, server, clock, hook):
     url = serve(server, ITEMS)
     config = configure(tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")])
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         await drain(monitor)
         hook.wait_for(2, timeout=5)
@@ -204,7 +186,7 @@ async def test_repoll_edit_restart_and_redrain_never_resend(tmp_path, server, cl
         clock.advance(minutes=5)
         assert await sent(monitor) == 0
 
-    async with running(config) as restarted:  # a new process on the same database
+    async with running(config, clock) as restarted:  # a new process on the same database
         clock.advance(hours=1)
         await poll(restarted)
         assert await sent(restarted) == 0
@@ -216,7 +198,8 @@ async def test_repoll_edit_restart_and_redrain_never_resend(tmp_path, server, cl
         article = restarted.store.article(article_id)
         match = restarted.store.match_for(article_id, "ukraine-talks")
         assert article is not None and match is not None
-        assert restarted.outbox.add(restarted.plan(article_id, article, match), clock()) == 0
+        replanned = restarted.planner.plan(article_id, article, match)
+        assert restarted.store.add_alerts(replanned, clock()) == 0
 
     assert len(rows) == 2 and {r[4] for r in rows} == {"sent"}
     assert len({r[0] for r in rows}) == len({r[1:4] for r in rows}) == 2
@@ -231,7 +214,7 @@ async def test_receiver_down_keeps_alerts_queued_then_each_arrives_once(
 ):
     config = configure(tmp_path, serve(server, ITEMS), {"hook": hook.url()}, [talks_rule("hook")])
     hook.down()
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         result = await drain(monitor)
         assert (result.sent, result.failed) == (0, 2)
@@ -243,7 +226,7 @@ async def test_receiver_down_keeps_alerts_queued_then_each_arrives_once(
 
     hook.up()
     clock.advance(seconds=31)  # past the first retry's longest backoff (30 s)
-    async with running(config) as restarted:
+    async with running(config, clock) as restarted:
         assert await sent(restarted) == 2
         clock.advance(hours=2)
         assert await sent(restarted) == 0
@@ -258,7 +241,7 @@ async def test_failing_channel_retries_without_resending_to_the_working_one(
     channels = {"hook": hook.url(), "desk": smtp.url()}
     config = configure(tmp_path, serve(server, ITEMS), channels, [talks_rule("hook", "desk")])
     hook.mode = "error"  # answers 500
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         first = await drain(monitor)
         assert (first.sent, first.failed) == (2, 2)
@@ -282,7 +265,7 @@ async def test_alert_is_dead_after_max_attempts_and_visible(tmp_path, server, cl
         max_attempts=3,
     )  # fmt: skip
     hook.down()
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         outcomes = []
         for _ in range(4):
@@ -292,7 +275,7 @@ async def test_alert_is_dead_after_max_attempts_and_visible(tmp_path, server, cl
         hook.up()
         clock.advance(days=1)
         assert await sent(monitor) == 0
-        dead = monitor.outbox.recent(status="dead")
+        dead = monitor.store.recent_alerts(status="dead")
         tries = monitor.store.db.execute("SELECT outbox_id, ok, error FROM attempts").fetchall()
     assert outcomes == [(2, 0), (2, 0), (0, 2), (0, 0)]
     assert len(dead) == 2 and all(r["attempts"] == 3 and r["last_error"] for r in dead)
@@ -302,14 +285,14 @@ async def test_alert_is_dead_after_max_attempts_and_visible(tmp_path, server, cl
 
 async def test_expired_lease_of_a_killed_worker_is_sent_once(tmp_path, server, clock, hook):
     config = configure(tmp_path, serve(server, ITEMS), {"hook": hook.url()}, [talks_rule("hook")])
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         # a worker claims every due row and dies before sending or recording anything
-        assert len(monitor.outbox.claim(clock(), clock() + LEASE)) == 2
+        assert len(monitor.store.claim_alerts(clock(), clock() + LEASE)) == 2
         clock.advance(minutes=1)
         assert await sent(monitor) == 0
         assert hook.attempts == []
-        clock.now = T0 + LEASE
+        clock.set(T0 + LEASE)
         assert await sent(monitor) == 2
         clock.advance(hours=1)
         assert await sent(monitor) == 0
@@ -325,10 +308,10 @@ async def test_hung_channel_does_not_hold_the_others_past_the_drain_budget(
         [talks_rule("hook", "desk")],
     )  # fmt: skip
     hook.mode = "hang"
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         result = await drain_outbox(
-            monitor.outbox,
+            monitor.store,
             monitor.policy,
             now=clock,
             digest_message=monitor.digest_message,
@@ -336,7 +319,7 @@ async def test_hung_channel_does_not_hold_the_others_past_the_drain_budget(
             budget=2.5,
         )
         rows = outbox_rows(monitor)
-        reclaimed = monitor.outbox.claim(clock(), clock() + LEASE)
+        reclaimed = monitor.store.claim_alerts(clock(), clock() + LEASE)
     assert result.sent == 5 and len(smtp.messages) == 5
     hook_rows = [r for r in rows if r["channel"] == "hook"]
     tried = [r for r in hook_rows if r["attempts"]]
@@ -356,17 +339,17 @@ async def test_digest_collects_matches_into_one_message_at_the_scheduled_time(
     url = serve(server, ITEMS)
     rule = talks_rule("hook", name="morning", digest="0 8 * * *")
     config = configure(tmp_path, url, {"hook": hook.url()}, [rule])
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         clock.advance(hours=5)  # a later poll brings one more match
         serve(server, [*ITEMS, Item("a9", "Tregua in Ucraina, la Russia apre ai colloqui")])
         await poll(monitor)
         queued = outbox_rows(monitor)
         assert await sent(monitor) == 0
-        clock.now = datetime(2026, 2, 4, 6, 59, 59, tzinfo=UTC)  # 07:59:59 in Rome
+        clock.set(datetime(2026, 2, 4, 6, 59, 59, tzinfo=UTC))  # 07:59:59 in Rome
         assert await sent(monitor) == 0
         assert hook.attempts == []
-        clock.now = datetime(2026, 2, 4, 7, 0, tzinfo=UTC)  # 08:00 in Rome
+        clock.set(datetime(2026, 2, 4, 7, 0, tzinfo=UTC))  # 08:00 in Rome
         assert await sent(monitor) == 3
         clock.advance(days=1)
         assert await sent(monitor) == 0
@@ -392,14 +375,14 @@ async def test_quiet_hours_hold_normal_alerts_and_let_urgent_ones_through(
     ]  # fmt: skip
     items = [Item("q1", "Tregua più vicina"), Item("q2", "Ceasefire broken overnight")]
     config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, rules)
-    clock.now = datetime(2026, 2, 3, 22, 30, tzinfo=UTC)  # 23:30 in Rome
-    async with running(config) as monitor:
+    clock.set(datetime(2026, 2, 3, 22, 30, tzinfo=UTC))  # 23:30 in Rome
+    async with running(config, clock) as monitor:
         await poll(monitor)
         assert await sent(monitor) == 1
         assert titles(hook) == ["[alarm] Ceasefire broken overnight"]
-        clock.now = datetime(2026, 2, 4, 5, 59, tzinfo=UTC)  # 06:59 in Rome
+        clock.set(datetime(2026, 2, 4, 5, 59, tzinfo=UTC))  # 06:59 in Rome
         assert await sent(monitor) == 0
-        clock.now = datetime(2026, 2, 4, 6, 0, tzinfo=UTC)  # 07:00 in Rome
+        clock.set(datetime(2026, 2, 4, 6, 0, tzinfo=UTC))  # 07:00 in Rome
         assert await sent(monitor) == 1
     assert titles(hook) == ["[alarm] Ceasefire broken overnight", "[calm] Tregua più vicina"]
 
@@ -410,16 +393,16 @@ async def test_a_retry_falling_into_quiet_hours_waits_for_their_end(tmp_path, se
     ]
     config = configure(tmp_path, serve(server, [Item("q1", "Tregua più vicina")]),
                        {"hook": hook.url()}, rules)  # fmt: skip
-    clock.now = datetime(2026, 2, 3, 20, 59, 50, tzinfo=UTC)  # 21:59:50 in Rome
+    clock.set(datetime(2026, 2, 3, 20, 59, 50, tzinfo=UTC))  # 21:59:50 in Rome
     hook.down()
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         assert (await drain(monitor)).failed == 1
         hook.up()
-        clock.now = datetime(2026, 2, 3, 21, 5, tzinfo=UTC)  # 22:05: the retry is due, but quiet
+        clock.set(datetime(2026, 2, 3, 21, 5, tzinfo=UTC))  # 22:05: the retry is due, but quiet
         assert await sent(monitor) == 0
         assert hook.attempts == []
-        clock.now = datetime(2026, 2, 4, 6, 0, tzinfo=UTC)  # 07:00 in Rome
+        clock.set(datetime(2026, 2, 4, 6, 0, tzinfo=UTC))  # 07:00 in Rome
         assert await sent(monitor) == 1
     assert titles(hook) == ["[calm] Tregua più vicina"]
 
@@ -429,7 +412,7 @@ async def test_burst_is_rate_limited_per_channel_and_the_rest_goes_later(
 ):
     items = distinct_items(30)
     config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, [talks_rule("hook")])
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         first = await drain(monitor)
         assert (first.sent, first.postponed) == (20, 10)
@@ -450,9 +433,9 @@ async def test_a_digest_counts_as_one_message_against_the_rate_limit(tmp_path, s
         {"name": "abu-dhabi", "query": '"abu dhabi"', "channels": ["hook"]},
     ]
     config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, rules)
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
-        clock.now = datetime(2026, 2, 4, 7, 0, tzinfo=UTC)
+        clock.set(datetime(2026, 2, 4, 7, 0, tzinfo=UTC))
         assert await sent(monitor) == 25
         serve(server, [*items, Item("x1", "Delegations land in Abu Dhabi")])
         clock.advance(minutes=1)
@@ -471,7 +454,7 @@ async def test_hostile_headline_arrives_neutralised_as_plain_text(tmp_path, serv
     hostile = "@everyone <script>alert(1)</script> Kyiv ceasefire [click](javascript:alert(2))"
     config = configure(tmp_path, serve(server, [Item("h1", hostile)]), {"hook": hook.url()},
                        [talks_rule("hook")])  # fmt: skip
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)
         await drain(monitor)
     [post] = hook.wait_for(1, timeout=5)
@@ -492,9 +475,9 @@ async def test_digest_of_a_rule_removed_by_reload_fails_visibly_and_the_drain_go
         {"name": "delegations", "query": "delegations", "channels": ["hook"]},
     ]
     config = configure(tmp_path, serve(server, ITEMS), {"hook": hook.url()}, rules)
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await poll(monitor)  # two digest rows wait for 08:00
-        clock.now = datetime(2026, 2, 4, 7, 0, tzinfo=UTC)
+        clock.set(datetime(2026, 2, 4, 7, 0, tzinfo=UTC))
         url = serve(server, [*ITEMS, delegations])
         monitor.apply(configure(tmp_path, url, {"hook": hook.url()}, rules[1:]))
         await poll(monitor)  # an instant alert, due now, queued after them
@@ -512,7 +495,7 @@ async def test_channel_missing_after_reload_is_retried_then_delivered(
 ):
     url = serve(server, ITEMS)
     good = configure(tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")])
-    async with running(good) as monitor:
+    async with running(good, clock) as monitor:
         await poll(monitor)
         # a reload with the channel renamed by mistake, before the alerts went out
         typo = configure(tmp_path, url, {"hokk": hook.url()}, [talks_rule("hokk")])

@@ -19,11 +19,11 @@ import pytest
 
 from monitor.config import loader as config_mod
 from monitor.ingest.fetch import Fetcher
-from monitor.models import Source
+from monitor.models import PollResult, Source
 from monitor.rules.query import RuleSet
-from monitor.runtime.daemon import Monitor
-from monitor.service.pipeline import PollResult, poll_source
-from monitor.store.sqlite import Store
+from monitor.service.monitor import Monitor
+from monitor.service.pipeline import poll_source
+from monitor.store import SqliteStore
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
@@ -81,7 +81,7 @@ def count(db: Path, sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
 
-async def poll(store: Store, source: Source, minutes: int = 0) -> PollResult:
+async def poll(store: SqliteStore, source: Source, minutes: int = 0) -> PollResult:
     async with Fetcher(timeout=5) as fetcher:
         return await poll_source(
             source,
@@ -94,7 +94,7 @@ async def poll(store: Store, source: Source, minutes: int = 0) -> PollResult:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with Store(tmp_path / "monitor.db") as s:
+    with SqliteStore(tmp_path / "monitor.db") as s:
         yield s
 
 
@@ -119,7 +119,7 @@ def test_item_with_only_a_tag_guid_is_stored_and_alerts_saying_it_has_no_link(
 
 
 async def test_item_with_only_a_guid_is_one_article_across_polls(
-    server: LoopbackServer, store: Store
+    server: LoopbackServer, store: SqliteStore
 ) -> None:
     """The stored key is stable: the same GUID is the same article at every poll (never new, so
     never alerted, again), and a new GUID beside it is one new article."""
@@ -167,7 +167,7 @@ def test_fifty_items_sharing_one_guid_are_fifty_articles(
 
 
 async def test_items_sharing_a_guid_stay_distinct_at_the_next_poll(
-    server: LoopbackServer, store: Store
+    server: LoopbackServer, store: SqliteStore
 ) -> None:
     server.route("/wire", Reply(body=SHARED))
     source = Source("wire", server.url("/wire"))
@@ -183,7 +183,7 @@ async def test_items_sharing_a_guid_stay_distinct_at_the_next_poll(
 
 
 async def test_same_guid_and_title_under_two_links_is_one_article_and_one_duplicate(
-    server: LoopbackServer, store: Store
+    server: LoopbackServer, store: SqliteStore
 ) -> None:
     """Same GUID, same headline, two links (desktop and mobile): one article, not an edit war."""
     body = rss(
@@ -210,7 +210,7 @@ MESSY = rss(
 
 
 async def test_skipped_items_are_counted_per_poll_with_their_reason(
-    server: LoopbackServer, store: Store
+    server: LoopbackServer, store: SqliteStore
 ) -> None:
     server.route("/wire", Reply(body=MESSY))
     source = Source("wire", server.url("/wire"))
@@ -263,7 +263,7 @@ async def test_metrics_count_skipped_items_by_reason(
 
 
 async def test_items_without_a_link_do_not_use_up_the_full_text_fetches(
-    server: LoopbackServer, store: Store, corpus: Path
+    server: LoopbackServer, store: SqliteStore, corpus: Path
 ) -> None:
     """fetch_article fetches at most 10 pages a poll: link-less items have none to fetch, so they
     must not take those turns from the items that have one."""

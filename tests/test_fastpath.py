@@ -11,7 +11,7 @@ from pathlib import Path
 
 from monitor.errors import ParseError
 from monitor.ingest.normalize import html_to_text
-from monitor.ingest.parse import _prepare, _trusted_charset, parse_feed
+from monitor.ingest.parse import parse_feed, prepare
 from monitor.ingest.parse_fast import fast_parse
 
 _HTML_FIELDS = ("title", "summary_html", "content_html")
@@ -24,10 +24,10 @@ def _differences(files: list[Path]) -> tuple[int, list[str]]:
         body = path.read_bytes()
         url = f"http://example.com/feeds/{path.name}"
         try:
-            prepared, charset = _prepare(body, None)
+            prepared, charset = prepare(body, None)
         except ParseError:
             continue
-        fast = fast_parse(prepared, url=url, charset=_trusted_charset(prepared, charset))
+        fast = fast_parse(prepared, url=url, charset=charset)
         if fast is None or not fast[2]:
             continue
         accepted += 1

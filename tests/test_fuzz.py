@@ -16,9 +16,10 @@ from xml.sax.saxutils import escape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts.plan import render_alert
+from monitor.alerts.render import render_alert
 from monitor.errors import ParseError
-from monitor.ingest.normalize import has_link, to_article
+from monitor.ingest.identity import has_link
+from monitor.ingest.normalize import to_article
 from monitor.ingest.parse import parse_feed
 from monitor.models import Match, Rule, Source
 from monitor.rules.query import Document, RuleSet

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from monitor.runtime.healthz import HealthServer, is_loopback, start_health_server
-from monitor.runtime.metrics import Metrics
+from monitor.service.metrics import Metrics
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 

@@ -17,8 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from monitor.config import loader as config_mod
-from monitor.runtime.daemon import Monitor
+from monitor.service.monitor import Monitor
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
@@ -95,6 +97,7 @@ def test_sources_check_is_red_while_every_source_fails_and_green_once_one_polls_
     assert green.stdout.startswith("ok: 1 of 2 sources polled OK")
 
 
+@pytest.mark.slow
 def test_a_cut_off_feed_keeps_its_items_but_is_malformed_and_goes_down(
     tmp_path: Path, server: LoopbackServer
 ) -> None:

@@ -23,13 +23,14 @@ import markdown
 import pytest
 from lxml import html as lxml_html
 
-from monitor.alerts.plan import render_alert, safe_url
+from monitor.alerts.escape import safe_url
+from monitor.alerts.render import render_alert
 from monitor.ingest.fetch import Fetcher
-from monitor.ingest.normalize import has_link
-from monitor.models import Article, Match, Message, Rule, Source, SourceState
+from monitor.ingest.identity import has_link
+from monitor.models import Article, Match, Message, PollResult, Rule, Source, SourceState
 from monitor.rules.query import RuleSet
-from monitor.service.pipeline import PollResult, poll_source
-from monitor.store.sqlite import Store
+from monitor.service.pipeline import poll_source
+from monitor.store import SqliteStore
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
@@ -86,7 +87,7 @@ def _maxrss_mb() -> float:
 
 async def poll(
     server: LoopbackServer,
-    store: Store,
+    store: SqliteStore,
     reply: Reply | None = None,
     *,
     path: str = "/feed",
@@ -137,8 +138,8 @@ def assert_article(outcome: Outcome, title: str = "Breaking news") -> Article:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "monitor.db") as s:
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    with SqliteStore(tmp_path / "monitor.db") as s:
         yield s
 
 
@@ -452,6 +453,7 @@ async def test_deeply_nested_markup_in_text(server, store, desc: str) -> None:
     assert "<" not in article.summary
 
 
+@pytest.mark.slow
 async def test_deeply_nested_xml_structure(server, store) -> None:
     body = rss(desc="<x>" * 100_000 + "Ukraine" + "</x>" * 100_000).encode()
     out = await poll(server, store, Reply(body=body))

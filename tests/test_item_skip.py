@@ -16,7 +16,7 @@ from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
 from monitor.rules.query import RuleSet
 from monitor.service.pipeline import poll_source
-from monitor.store.sqlite import Store
+from monitor.store import SqliteStore
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 
@@ -46,11 +46,11 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with Store(tmp_path / "monitor.db") as s:
+    with SqliteStore(tmp_path / "monitor.db") as s:
         yield s
 
 
-async def poll(store: Store, source: Source, minutes: int):
+async def poll(store: SqliteStore, source: Source, minutes: int):
     async with Fetcher(timeout=5) as fetcher:
         return await poll_source(
             source,
@@ -61,7 +61,7 @@ async def poll(store: Store, source: Source, minutes: int):
         )
 
 
-def setup(server: LoopbackServer, store: Store, body: bytes) -> tuple[Feed, Source]:
+def setup(server: LoopbackServer, store: SqliteStore, body: bytes) -> tuple[Feed, Source]:
     feed = Feed(body)
     server.route("/feed.xml", feed)
     source = Source("wire", server.url("/feed.xml"), language="it")

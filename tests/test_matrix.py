@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from monitor.alerts.plan import render_alert
+from monitor.alerts.render import render_alert
 from monitor.delivery.channels import send
 from monitor.models import Article, Match, Message, Rule
 from tests.synapse import MatrixError, Synapse, synapse_python

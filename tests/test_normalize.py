@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from monitor.ingest.identity import has_link
 from monitor.ingest.normalize import (
     MAX_HTML,
     SUMMARY_CHARS,
     canonical_url,
     detect_language,
     fingerprint,
-    has_link,
     html_to_text,
     normalize_language,
     to_article,

@@ -14,7 +14,7 @@ from monitor.ingest.pages import parse_listing
 from monitor.models import Source
 from monitor.rules.query import RuleSet
 from monitor.service.pipeline import analyse, poll_source
-from monitor.store.sqlite import Store
+from monitor.store import SqliteStore
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ HTML = {"Content-Type": "text/html; charset=iso-8859-1"}  # as Corriere declared
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with Store(tmp_path / "monitor.db") as s:
+    with SqliteStore(tmp_path / "monitor.db") as s:
         yield s
 
 
@@ -50,7 +50,7 @@ def later_version(page: bytes, *, drop: int, add: list[tuple[str, str]]) -> byte
     return doc.encode("utf-8")
 
 
-async def poll(store: Store, source: Source, now: datetime, rules: RuleSet | None = None):
+async def poll(store: SqliteStore, source: Source, now: datetime, rules: RuleSet | None = None):
     async with Fetcher(timeout=10) as fetcher:
         return await poll_source(
             source, fetcher=fetcher, store=store, rules=rules or RuleSet([]), now=now
@@ -73,7 +73,7 @@ def test_corriere_homepage_links_titles_and_accents(homepage: bytes):
 
 
 async def test_homepage_polled_then_later_version_yields_only_new_links(
-    server: LoopbackServer, store: Store, homepage: bytes
+    server: LoopbackServer, store: SqliteStore, homepage: bytes
 ):
     server.route("/", Reply(200, homepage, HTML))
     source = Source("corriere-hp", server.url("/"), kind="html", links=LINKS, language="it")
@@ -109,7 +109,7 @@ async def test_homepage_polled_then_later_version_yields_only_new_links(
 
 
 async def test_selector_that_stops_matching_is_reported_and_recovers(
-    server: LoopbackServer, store: Store, homepage: bytes
+    server: LoopbackServer, store: SqliteStore, homepage: bytes
 ):
     server.route("/", Reply(200, homepage, HTML))
     source = Source("corriere-hp", server.url("/"), kind="html", links=LINKS)

@@ -12,7 +12,7 @@ from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
 from monitor.rules.query import RuleSet
 from monitor.service.pipeline import poll_source
-from monitor.store.sqlite import Store
+from monitor.store import SqliteStore
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 
@@ -50,14 +50,14 @@ def rows(db_path: Path, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-async def poll(store: Store, source: Source, rules: RuleSet, now: datetime = NOW):
+async def poll(store: SqliteStore, source: Source, rules: RuleSet, now: datetime = NOW):
     async with Fetcher(timeout=5) as fetcher:
         return await poll_source(source, fetcher=fetcher, store=store, rules=rules, now=now)
 
 
 @pytest.fixture
 def store(tmp_path: Path):
-    with Store(tmp_path / "monitor.db") as s:
+    with SqliteStore(tmp_path / "monitor.db") as s:
         yield s
 
 
@@ -130,10 +130,10 @@ async def test_restart_keeps_articles_and_state(server: LoopbackServer, tmp_path
     server.route("/feed", FeedWithEtag(ITEMS))
     source = Source("feed", server.url("/feed"))
     rules = RuleSet([("talks", TALKS)])
-    with Store(tmp_path / "m.db") as store:
+    with SqliteStore(tmp_path / "m.db") as store:
         store.sync_sources([source], NOW)
         assert (await poll(store, source, rules)).new == 3
-    with Store(tmp_path / "m.db") as store:  # a new process opening the same file
+    with SqliteStore(tmp_path / "m.db") as store:  # a new process opening the same file
         result = await poll(store, source, rules, NOW + timedelta(minutes=5))
         assert result.outcome == "not_modified" and result.found == ()
         assert store.count_articles() == 3

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from monitor import secrets
 from monitor.config import loader as config_mod
-from monitor.runtime.daemon import Monitor
+from monitor.service.monitor import Monitor
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor.config import loader as config_mod
-from monitor.runtime.daemon import Monitor
-from monitor.store.rows import ts
+from monitor.service.monitor import Monitor
+from monitor.store.times import ts
+from tests.conftest import Clock
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
-from tests.test_stories import Clock
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OLD = [
@@ -28,15 +28,6 @@ OLD = [
     for i in range(1, 4)
 ]
 NEW = Item("new1", "Ceasefire signed in Geneva", "The delegations signed a ceasefire today.")
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    from monitor.runtime import daemon as daemon
-
-    c = Clock()
-    monkeypatch.setattr(daemon, "utcnow", c)
-    return c
 
 
 def _config(tmp_path: Path, url: str) -> config_mod.Config:
@@ -68,13 +59,13 @@ def test_items_still_listed_never_alert_again_after_retention(
     cfg = _config(tmp_path, server.url("/rss"))
 
     async def scenario() -> tuple[list[str], list[str], int]:
-        monitor = Monitor(cfg)
+        monitor = Monitor(cfg, clock=clock)
         try:
             await monitor.poll("wire")
             await monitor.drain()  # sent (to standard output): history from now on
             first = _alerts(monitor)
             for _ in range(3):  # three days: the old items stay listed, retention runs
-                clock.now += timedelta(days=1)
+                clock.advance(days=1)
                 await monitor.poll("wire")
                 monitor.prune()
             pruned = monitor.store.count_articles()
@@ -82,9 +73,9 @@ def test_items_still_listed_never_alert_again_after_retention(
             edited = Item("old1", "Ceasefire talks, day 1 (updated)", OLD[0].description)
             body = rss([NEW, edited, *OLD[1:]], language="en")
             server.route("/rss", Reply(200, body, {**headers, "ETag": '"v2"'}))
-            clock.now += timedelta(hours=1)
+            clock.advance(hours=1)
             await monitor.poll("wire")
-            return first, _alerts(monitor, clock.now), pruned
+            return first, _alerts(monitor, clock.now()), pruned
         finally:
             await monitor.close()
 

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from monitor.cli.commands import cli
 from monitor.config import loader as config_mod
 from monitor.errors import ConfigError
-from monitor.runtime.daemon import Monitor
 from monitor.service import schedule as schedule
 from monitor.service import source_health as source_health
+from monitor.service.monitor import Monitor
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
@@ -157,7 +157,7 @@ def test_failing_sources_go_down_alert_once_and_recover_by_themselves(
                     await monitor.poll_everything()
                 early = monitor.check_sources(started + timedelta(seconds=1))
                 seen["early"] = [h.name for h in early if h.down]
-                seen["early_outbox"] = monitor.outbox.depth()
+                seen["early_outbox"] = monitor.store.outbox_depth()
                 await asyncio.sleep(2.1)  # past failing_after since the sources were added
                 await monitor.poll_everything()  # still failing
                 down = monitor.check_sources()

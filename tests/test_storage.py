@@ -9,6 +9,7 @@ user namespace when the tests run as root (root ignores file modes).
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import resource
@@ -25,11 +26,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from monitor.models import Alert, Article, Delivery, Match, Message, Source
-from monitor.store import maintenance as store_health
-from monitor.store.outbox import Outbox
+from monitor.models import Alert, Article, Candidate, Delivery, Match, Message, Source
+from monitor.store import SqliteStore, Store, open_store
 from monitor.store.schema import MIGRATIONS
-from monitor.store.sqlite import Candidate, Store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 
@@ -41,11 +40,11 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
-    from monitor.models import Alert, Article, Match, Message, Source
-    from monitor.store.sqlite import Candidate, Store
+    from monitor.models import Alert, Article, Candidate, Match, Message, Source
+    from monitor.store import SqliteStore
 
     PER_POLL = int(sys.argv[3])
-    store = Store(sys.argv[1])
+    store = SqliteStore(sys.argv[1])
     store.sync_sources([Source("wire", "http://wire.example/")], datetime.now(UTC))
 
     def plan(article_id, article, match, story):
@@ -100,6 +99,7 @@ def check_whole(database: Path) -> set[int]:
     return polls
 
 
+@pytest.mark.slow
 def test_database_survives_sigkill_at_any_moment(tmp_path: Path) -> None:
     database = tmp_path / "monitor.db"
     rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
@@ -292,12 +292,12 @@ def test_older_database_is_migrated_in_place_with_its_data(tmp_path: Path, versi
     path = tmp_path / "old.db"
     old_database(path, version)
     now = datetime.now(UTC)
-    with Store(path) as store:
+    with SqliteStore(path) as store:
         assert store.schema_version == len(MIGRATIONS)
         old = store.article(1)
         assert old is not None and (old.title, old.text) == ("Old ceasefire talks", "body")
         assert store.match_for(1, "r") == Match("r", ("ceasefire",))
-        assert [h["name"] for h in store_health.health_rows(store)] == ["wire"]
+        assert [h["name"] for h in store.health_rows()] == ["wire"]
         assert store.search("ceasefire")[0][0] == 1
         store.sync_sources([Source("wire", "http://wire.example/")], now)
         article = Article("wire", "g2", "https://w.example/2", "New", first_seen=now)
@@ -305,8 +305,8 @@ def test_older_database_is_migrated_in_place_with_its_data(tmp_path: Path, versi
                                 etag=None, last_modified=None, body_hash=None)  # fmt: skip
         assert len(saved.new_ids) == 1
         if version >= 2:
-            assert [r["title"] for r in Outbox(store).recent(limit=5)] == ["Old"]
-    with Store(path) as again:  # opening once more changes nothing
+            assert [r["title"] for r in store.recent_alerts(limit=5)] == ["Old"]
+    with SqliteStore(path) as again:  # opening once more changes nothing
         assert again.schema_version == len(MIGRATIONS) and again.count_articles() == 2
 
 
@@ -317,7 +317,7 @@ def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path
     path = tmp_path / "monitor.db"
     now = datetime.now(UTC)
     old = now - timedelta(days=100)
-    store = Store(path)
+    store = SqliteStore(path)
     store.sync_sources([Source("wire", "http://wire.example/")], old)
 
     def plan(article_id: int, article: Article, match: Match, story: object) -> list[Alert]:
@@ -335,13 +335,12 @@ def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path
             candidates.append(Candidate(article, matches))
         store.save_poll("wire", candidates, old, old, url="http://wire.example/", etag=None,
                         last_modified=None, body_hash=None, plan=plan)  # fmt: skip
-    outbox = Outbox(store)
-    claimed = outbox.claim(now, now + timedelta(minutes=5), limit=100)
+    claimed = store.claim_alerts(now, now + timedelta(minutes=5), limit=100)
     keep_pending = next(p for p in claimed if p.key == "k-p0-0")
-    outbox.record([p.id for p in claimed if p is not keep_pending], Delivery(ok=True), old)
-    outbox.release([keep_pending.id])
-    store_health.compact(store, min_free=0.0)
-    full = store_health.file_size(store)
+    store.record_attempt([p.id for p in claimed if p is not keep_pending], Delivery(ok=True), old)
+    store.release_alerts([keep_pending.id])
+    store.compact(min_free=0.0)
+    full = store.file_size()
 
     # 1. past `retention`: plain articles go, alerted ones keep their row without the body
     removed = store.prune(now - timedelta(days=90), now - timedelta(days=365))
@@ -352,15 +351,15 @@ def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path
     assert kept["Item p0-0"].text.startswith("quorum p0-0")  # its alert is still pending
     assert [a.title for _, a, _ in store.search("quorum")] == ["Item p0-0"]  # pending: whole
     assert len(store.recent_stories(100)) >= 1
-    assert len(outbox.recent(limit=100)) == 40
-    after_bodies = store_health.compact(store)[1]
+    assert len(store.recent_alerts(limit=100)) == 40
+    after_bodies = store.compact()[1]
 
     # 2. past `history_retention`: stories, delivered alerts and their articles go too
     store.prune(now - timedelta(days=90), now - timedelta(days=30))
     assert store.count_articles() == 1  # the article of the alert still pending
     assert store.recent_stories(100) == []
-    assert [r["title"] for r in outbox.recent(limit=100)] == ["Item p0-0"]
-    after_history = store_health.compact(store)[1]
+    assert [r["title"] for r in store.recent_alerts(limit=100)] == ["Item p0-0"]
+    after_history = store.compact()[1]
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
@@ -368,3 +367,27 @@ def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path
     print(f"\nfile: {full} bytes -> {after_bodies} (bodies) -> {after_history} (history)")
     assert after_bodies < full / 5
     assert after_history <= after_bodies
+
+
+# ---------------------------------------------------------------- the protocol
+
+
+def _shape(function: object) -> list[tuple[str, object, object]]:
+    parameters = inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+    return [(p.name, p.kind, p.default) for p in parameters]
+
+
+def test_the_sqlite_store_implements_every_method_of_the_store_protocol(tmp_path: Path) -> None:
+    """The protocol is what a second backend implements: SqliteStore may not drift from it."""
+    parts = [c for c in Store.__mro__ if getattr(c, "_is_protocol", False)]
+    members = {
+        name: function
+        for part in parts
+        for name, function in vars(part).items()
+        if inspect.isfunction(function) and (name in ("__enter__", "__exit__") or name[0] != "_")
+    }
+    assert {"save_poll", "claim_alerts", "release_leases", "health_rows"} <= members.keys()
+    for name, member in members.items():
+        assert _shape(getattr(SqliteStore, name)) == _shape(member), name
+    with open_store(tmp_path / "monitor.db") as store:
+        assert isinstance(store, SqliteStore)

@@ -11,7 +11,6 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,13 @@ from click.testing import CliRunner
 
 from monitor.cli.commands import cli
 from monitor.config.loader import Config, load
-from monitor.runtime import daemon as daemon
-from monitor.runtime.daemon import Monitor
+from monitor.service.monitor import Monitor
+from tests.conftest import Clock
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 
 KYIV = "feeds/derived/en_kyivindependent-filtered_2024-07-26.rss.xml"
 MISLABELED = "feeds/derived/en_moscowtimes-MISLABELED-contains-kyivindependent_2024-07-26.rss.xml"
-T0 = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
 UKRAINE = "ucraina OR ukraine OR kiev OR kyiv OR russia OR russian"
 
 REWRITE = Item(
@@ -49,21 +47,6 @@ UNRELATED = Item(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(daemon, "utcnow", c)
-    return c
-
-
 def configure(tmp_path: Path, sources: dict[str, str], alert: str = "story", **rule) -> Config:
     lines = ["[monitor]", f"database = {json.dumps(str(tmp_path / 'm.db'))}", ""]
     for name, url in sources.items():
@@ -76,8 +59,8 @@ def configure(tmp_path: Path, sources: dict[str, str], alert: str = "story", **r
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Monitor]:
-    monitor = Monitor(config)
+async def running(config: Config, clock: Clock) -> AsyncIterator[Monitor]:
+    monitor = Monitor(config, clock=clock)
     try:
         yield monitor
     finally:
@@ -118,11 +101,11 @@ async def test_kyiv_independent_items_under_another_channel_are_copies(
     ).read_bytes()
     mt = serve(server, "/mt.xml", mt_body)
     config = configure(tmp_path, {"kyivindependent": kyiv, "moscowtimes": mt}, alert="article")
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         first = await monitor.poll("kyivindependent")
-        clock.now += timedelta(minutes=5)
+        clock.advance(minutes=5)
         second = await monitor.poll("moscowtimes")
-        clock.now += timedelta(minutes=5)
+        clock.advance(minutes=5)
         again = await monitor.poll("moscowtimes")  # unchanged feed: nothing at all
         assert first is not None and second is not None and again is not None
         alerts = outbox(monitor)
@@ -171,10 +154,10 @@ async def test_syndicated_copies_with_new_urls_and_boilerplate_do_not_alert(
     kyiv = serve(server, "/ki.xml", original)
     wire = serve(server, "/wire.xml", _syndicate(original, rewrite_titles=rewrite_titles))
     config = configure(tmp_path, {"kyivindependent": kyiv, "wire": wire})
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await monitor.poll("kyivindependent")
         before = len(outbox(monitor))
-        clock.now += timedelta(minutes=10)
+        clock.advance(minutes=10)
         result = await monitor.poll("wire")
         assert result is not None
         copies = monitor.store.db.execute("SELECT tier, similarity FROM copies").fetchall()
@@ -192,9 +175,9 @@ async def test_seed_and_a_rewrite_are_one_story_and_one_alert(corpus, server, tm
     wire = serve(server, "/wire.xml", rss([REWRITE], title="Wire", language="en"))
     other = serve(server, "/eco.xml", rss([UNRELATED], title="Economia"))
     config = configure(tmp_path, {"corriere": corriere, "wire": wire, "economia": other})
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await monitor.poll("corriere")
-        clock.now += timedelta(hours=2)  # past the cooldown: only "nothing new" can hold it
+        clock.advance(hours=2)  # past the cooldown: only "nothing new" can hold it
         await monitor.poll("wire")
         await monitor.poll("economia")
         alerts = outbox(monitor)
@@ -221,7 +204,7 @@ async def test_article_mode_alerts_each_distinct_article(corpus, server, tmp_pat
     items = [seed_item(corpus), REWRITE]
     url = serve(server, "/mix.xml", rss(items))
     config = configure(tmp_path, {"mix": url}, alert="article")
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await monitor.poll("mix")
         assert len(outbox(monitor)) == 2
 
@@ -238,18 +221,18 @@ async def test_follow_up_needs_a_new_development_and_the_cooldown(corpus, server
     )
     url = serve(server, "/f.xml", rss([seed]))
     config = configure(tmp_path, {"f": url}, cooldown="1h")
-    async with running(config) as monitor:
+    async with running(config, clock) as monitor:
         await monitor.poll("f")
-        clock.now += timedelta(minutes=10)
+        clock.advance(minutes=10)
         serve(server, "/f.xml", rss([seed, REWRITE]))
         await monitor.poll("f")  # same story, nothing new: silent
         assert len(outbox(monitor)) == 1
-        clock.now += timedelta(minutes=10)
+        clock.advance(minutes=10)
         serve(server, "/f.xml", rss([seed, REWRITE, development]))
         await monitor.poll("f")  # new facts, but within the cooldown
         assert len(outbox(monitor)) == 1
-    async with running(config) as restarted:  # a restart keeps the story and its state
-        clock.now += timedelta(hours=1)
+    async with running(config, clock) as restarted:  # a restart keeps the story and its state
+        clock.advance(hours=1)
         # not a copy: another outlet's take, joining the story by the facts it shares; the
         # development held back by the cooldown goes out with it
         late = Item(

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import ConfigError
+from monitor.models import Fact, SentAlert, StoryContext
 from monitor.stories import copies, developments, grouping
-from monitor.stories.developments import SentAlert, StoryContext
 from monitor.stories.lexicon import default_lexicon, parse_lexicon
 from monitor.stories.terms import article_terms
 
@@ -92,8 +92,10 @@ def test_the_closest_story_wins_and_a_bridged_young_story_is_merged() -> None:
 
 def test_follow_up_only_with_a_development_and_after_cooldown() -> None:
     sent = (SentAlert(0, 1, T0),)
-    nothing = StoryContext(7, sent, {"@europe": 0.2}, score=1.8)
-    news = StoryContext(7, sent, {"@witkoff": 1.0, "#314": 1.0}, score=1.8)
+    nothing = StoryContext(7, sent, {Fact("name", "europe"): 0.2}, score=1.8)
+    news = StoryContext(
+        7, sent, {Fact("name", "witkoff"): 1.0, Fact("number", "314"): 1.0}, score=1.8
+    )
     later = T0 + timedelta(hours=2)
     assert developments.story_alert(nothing, 2, cooldown=3600, now=later) is None
     assert developments.story_alert(news, 2, cooldown=3600, now=T0 + timedelta(minutes=5)) is None

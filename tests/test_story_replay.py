@@ -1,7 +1,7 @@
 """Stories through the real `news-monitor once`: labelled real news, rewrites, orders, German.
 
 Feeds are served on 127.0.0.1, alerts arrive at a real webhook (Apprise `json://`), the store is
-a real SQLite file, and `once` runs in-process (CliRunner) with `monitor.daemon.utcnow` patched,
+a real SQLite file, and `once` runs in-process (CliRunner) with the test's clock as its `obj`,
 so old snapshots are polled at their own time. Assertions are on what reaches the webhook and on
 what `news-monitor stories` prints: what a user sees.
 """
@@ -16,7 +16,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -24,25 +24,18 @@ import pytest
 from click.testing import CliRunner
 
 from bench.eval_stories import Label, article_key, read_labels, snapshots
-from monitor.alerts.plan import FOLLOW_UP
+from monitor.alerts.render import FOLLOW_UP
 from monitor.cli.commands import cli
-from monitor.runtime import daemon as daemon
+from tests.conftest import Clock
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer
 from tests.receivers import ReceivedPost, WebhookReceiver
-from tests.test_stories import REWRITE, UKRAINE, Clock, seed_item, serve
+from tests.test_stories import REWRITE, UKRAINE, seed_item, serve
 
 PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 SET = "news-ag-2021-05-09_10"
 EVERYTHING = "source:a* OR NOT source:a*"  # always true: every article matches
 ITEM = re.compile(r"<item>.*?</item>", re.S)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(daemon, "utcnow", c)  # the monitor reads the time only through utcnow
-    return c
 
 
 @pytest.fixture
@@ -70,16 +63,17 @@ def write_config(
     return path
 
 
-def run_cli(config: Path, *args: str) -> str:
+def run_cli(config: Path, *args: str, clock: Clock | None = None) -> str:
     """`news-monitor ARGS` with NEWS_MONITOR_CONFIG set; its output (it must succeed)."""
-    result = CliRunner().invoke(cli, list(args), env={"NEWS_MONITOR_CONFIG": str(config)})
+    env = {"NEWS_MONITOR_CONFIG": str(config)}
+    result = CliRunner().invoke(cli, list(args), env=env, obj=clock)
     assert result.exit_code == 0, result.output
     return result.output
 
 
-def once(config: Path) -> None:
+def once(config: Path, clock: Clock) -> None:
     """`news-monitor once`: every source polled concurrently, then what is due delivered."""
-    output = run_cli(config, "once")
+    output = run_cli(config, "once", clock=clock)
     assert not re.search(r"\b\d+ error\b", output), output  # every feed was read
 
 
@@ -227,14 +221,14 @@ def replay(
     carried: dict[str, dict[str, int]] = defaultdict(dict)
     arrivals: list[Arrival] = []
     for n, (when, feeds) in enumerate(rounds):
-        clock.now = when
+        clock.set(when)
         for outlet in outlets:
             items = feeds.get(outlet, {})
             feed = _channel(outlet[0], outlet[1], [*items.values()])
             serve(server, f"/{names[outlet]}.xml", feed)
             for key in items:
                 carried[labels[key].story].setdefault(names[outlet], n)
-        once(config)
+        once(config, clock)
         arrivals += [read_post(p, n) for p in hook.posts[len(arrivals) :]]
     assert "no alerts yet" in run_cli(config, "alerts", "--status", "pending")  # all delivered
     return Replay(config, labels, dict(carried), arrivals)
@@ -253,6 +247,7 @@ CHOSEN = {"S021", "S030", "S033", "S037", "S038"}
 SINGLETONS = 4
 
 
+@pytest.mark.slow
 def test_labelled_stories_alert_once_and_join_languages(corpus, server, hook, clock, tmp_path):
     run = replay(corpus, server, hook, clock, tmp_path, CHOSEN, SINGLETONS)
     labelled = {lab.story for lab in run.labels.values() if lab.story in CHOSEN}
@@ -286,6 +281,7 @@ def test_labelled_stories_alert_once_and_join_languages(corpus, server, hook, cl
         assert holding[0].alerts == len(per_story[story])  # `stories` counts what arrived
 
 
+@pytest.mark.slow
 def test_an_opening_alert_names_the_outlets_of_the_same_run(corpus, server, hook, clock, tmp_path):
     """When several outlets carry a story in the same `once`, its one alert arrives after all of
     them were read, so it should say who else reported it."""
@@ -351,6 +347,7 @@ def background(corpus: Path) -> bytes:
     return _channel("Notizie", "it", list(items.values()))
 
 
+@pytest.mark.slow
 def test_follow_up_only_for_a_real_development(corpus, server, hook, clock, tmp_path):
     feeds = {"corriere": "/corriere.xml", "agenzia": "/agenzia.xml", "telegiornale": "/tg.xml"}
     urls = {name: serve(server, path, rss([])) for name, path in feeds.items()}
@@ -358,19 +355,19 @@ def test_follow_up_only_for_a_real_development(corpus, server, hook, clock, tmp_
     config = write_config(tmp_path, urls, UKRAINE, hook.url("/alerts"))  # cooldown: 1 h
     seed = seed_item(corpus)
     serve(server, feeds["corriere"], rss([seed], title="Corriere"))
-    once(config)
+    once(config, clock)
     assert len(hook.posts) == 1
 
-    clock.now += timedelta(hours=2)  # past the cooldown: only "nothing new" can hold it back
+    clock.advance(hours=2)  # past the cooldown: only "nothing new" can hold it back
     serve(server, feeds["agenzia"], rss([RIWRITE], title="Agenzia"))
-    once(config)
+    once(config, clock)
     (story,) = stories(config)  # the background matches no rule: it makes no story
     assert len(story.urls) == 2  # the rewrite matched and joined the story...
     assert len(hook.posts) == 1  # ...and sent nothing: it adds no fact
 
-    clock.now += timedelta(hours=2)
+    clock.advance(hours=2)
     serve(server, feeds["telegiornale"], rss([DEVELOPMENT], title="Telegiornale"))
-    once(config)
+    once(config, clock)
     assert len(hook.posts) == 2 and len(stories(config)) == 1
     news = read_post(hook.posts[1], 2)
     assert news.follow_up and news.url == DEVELOPMENT.link
@@ -382,6 +379,7 @@ def test_follow_up_only_for_a_real_development(corpus, server, hook, clock, tmp_
 SEED_FEEDS = ("corriere", "agenzia", "wire")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", list(itertools.permutations(SEED_FEEDS)), ids="-".join)
 def test_seed_story_is_one_story_in_any_order(corpus, server, hook, clock, tmp_path, order):
     """The seed, an Italian rewrite and an English report, first seen in any order: one story,
@@ -400,8 +398,8 @@ def test_seed_story_is_one_story_in_any_order(corpus, server, hook, clock, tmp_p
     for name in order:
         item, language = items[name]
         serve(server, f"/{name}.xml", rss([item], title=name, language=language))
-        once(config)
-        clock.now += timedelta(minutes=15)
+        once(config, clock)
+        clock.advance(minutes=15)
 
     found = stories(config)
     assert len(found) == 2
@@ -426,13 +424,14 @@ BA_HEISE = "British-Airways-Hack-185-000-weitere-Kunden"
 ICO_FACEBOOK = "datenskandal-britische-datenschutzbehoerde-verurteilt-facebook"
 
 
+@pytest.mark.slow
 def test_german_reports_of_one_event_join_and_another_stays_apart(corpus, server, clock, tmp_path):
     news = corpus / "feeds" / "news"
     urls = {name.split("_")[1]: serve(server, f"/{name}", (news / name).read_bytes())
             for name in GERMAN}  # fmt: skip
     config = write_config(tmp_path, urls, EVERYTHING)  # alerts go to standard output
-    clock.now = datetime(2018, 10, 29, 8, 0, tzinfo=UTC)
-    once(config)
+    clock.set(datetime(2018, 10, 29, 8, 0, tzinfo=UTC))
+    once(config, clock)
     found = stories(config)
     breach = story_with(found, BA_GOLEM)
     assert breach is story_with(found, BA_HEISE)

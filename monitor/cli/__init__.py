@@ -1,4 +1,12 @@
-"""The command line."""
+"""The command line, `news-monitor`: thin commands over the service and the runtime.
+
+- `commands`: the click commands (check, once, run, alerts, notify-test, test-rule, search,
+  stories, sources) and `main`, which maps our errors to exit codes;
+- `report`: the tables and summaries the commands print.
+
+The top layer: may import everything, and nothing imports it. Commands import the heavy parts
+(HTTP client, Apprise, scheduler, store) when they run, so `check` and `--help` start quickly.
+"""
 
 from monitor.cli.commands import main
 

@@ -1,6 +1,11 @@
-"""The `news-monitor` command: thin wrappers that load the config and call the pipeline.
+"""The `news-monitor` command: thin wrappers that load the config and call the service.
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.
+
+Each command imports the heavy parts it needs (the HTTP client, Apprise, the scheduler, the
+store) when it runs, so `check` and `--help` start without them. Time comes from a `Clock`: the
+system clock, or the one a caller hands click as `obj` (`main(clock=...)`, or
+`CliRunner().invoke(cli, args, obj=clock)` in a test that replays old snapshots).
 """
 
 from __future__ import annotations
@@ -9,17 +14,16 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from monitor import __version__, secrets
 from monitor.cli import report as report
+from monitor.clock import Clock, SystemClock
 from monitor.config import loader as config_mod
-from monitor.delivery import channels as notify
-from monitor.delivery.drain import DrainResult
 from monitor.errors import (
     ConfigError,
     FetchError,
@@ -28,29 +32,23 @@ from monitor.errors import (
     RuleSyntaxError,
     StorageError,
 )
-from monitor.ingest.fetch import Fetcher
-from monitor.models import Message, Source
+from monitor.models import Message, PollResult, Source
 from monitor.rules.query import Document, RuleSet, parse_query
-from monitor.runtime import logs as logs
-from monitor.runtime.daemon import Daemon, Monitor
-from monitor.runtime.process import LockFileError
 from monitor.service import source_health as source_health
-from monitor.service.pipeline import PollResult, analyse
-from monitor.store import maintenance as store_health
-from monitor.store.outbox import Outbox
-from monitor.store.sqlite import Store
+from monitor.service.lock import LockFileError
 from monitor.stories.lexicon import load_lexicon
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+if TYPE_CHECKING:
+    from monitor.delivery.drain import DrainResult
+    from monitor.store import Store
 
 
 class Context:
-    """Lazily loaded config, so `--help` works even with a broken config file."""
+    """Lazily loaded config, so `--help` works even with a broken config file; the clock."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, clock: Clock) -> None:
         self.config_path = config_path
+        self.clock = clock
         self._config: config_mod.Config | None = None
 
     @property
@@ -67,16 +65,9 @@ class Context:
     def store(self) -> Store:
         """The database, read-only: every command that uses this one only reads, so it works on
         a file this user cannot write, and never creates one (`once` and `run` do)."""
-        return Store(self.config.settings.database, read_only=True)
+        from monitor.store import open_store
 
-    def fetcher(self) -> Fetcher:
-        s = self.config.settings
-        return Fetcher(
-            timeout=s.timeout, max_bytes=s.max_bytes, concurrency=s.concurrency, per_host=s.per_host
-        )
-
-    def rules(self) -> RuleSet:
-        return RuleSet((r.name, r.query) for r in self.config.rules if r.enabled)
+        return open_store(self.config.settings.database, read_only=True)
 
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -95,28 +86,16 @@ pass_ctx = click.make_pass_decorator(Context)
 def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Watch news sources and alert once per new development."""
     _mask_output()
-    ctx.obj = Context(config_path or config_mod.default_config_path(os.environ))
-
-
-class _Masked:
-    """A text stream that masks every known secret in what is written to it, so no command's
-    output (tables, summaries, errors) can show one, whatever built the text."""
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def write(self, text: Any) -> Any:
-        return self._stream.write(secrets.mask(text) if isinstance(text, str) else text)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
+    clock = ctx.obj if ctx.obj is not None else SystemClock()  # see the module doc
+    ctx.obj = Context(config_path or config_mod.default_config_path(os.environ), clock)
 
 
 def _mask_output() -> None:
+    """Every command's output passes the secret mask (monitor/secrets.py)."""
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
-        if stream is not None and not isinstance(stream, _Masked):
-            setattr(sys, name, _Masked(stream))
+        if stream is not None and not isinstance(stream, secrets.MaskedStream):
+            setattr(sys, name, secrets.MaskedStream(stream))
 
 
 @cli.command()
@@ -143,6 +122,8 @@ def check(ctx: Context) -> None:
 def _describe_channel(target: str, cfg: config_mod.Config) -> str:
     """A masked view of a channel; opaque when a secret holds URL punctuation, since Apprise
     would split the URL inside the secret and print its pieces."""
+    from monitor.delivery import channels as notify
+
     tricky = [s for s in cfg.secrets if s in target and s != target and any(c in s for c in "@/?#")]
     if not tricky:
         return cfg.mask(notify.describe(target))
@@ -150,17 +131,19 @@ def _describe_channel(target: str, cfg: config_mod.Config) -> str:
     warning = ""
     if any("@" in s for s in tricky):
         warning = " (warning: a ${VAR} value contains '@': percent-encode it as %40)"
-    return f"{scheme}://***{warning}"
+    return f"{scheme}://{secrets.MASK}{warning}"
 
 
 @cli.command()
 @pass_ctx
 def once(ctx: Context) -> None:
     """Poll every source once, store what is new, deliver what is due, and exit."""
+    from monitor.runtime import logs
+
     cfg = ctx.config
     # the summary below lists every failed source: per-poll log lines would only repeat it
     logs.configure(cfg.settings.log_format, level="error", secrets=cfg.secrets)
-    results, drained, storage_error = asyncio.run(_once(cfg))
+    results, drained, storage_error = asyncio.run(_once(cfg, ctx.clock))
     click.echo(report.poll_summary(results), err=True)
     if drained is not None:
         click.echo(report.drain_summary(drained), err=True)
@@ -172,11 +155,13 @@ def once(ctx: Context) -> None:
 
 
 async def _once(
-    cfg: config_mod.Config,
+    cfg: config_mod.Config, clock: Clock
 ) -> tuple[list[PollResult], DrainResult | None, str | None]:
     """Poll, check source health, deliver. Nothing is sent when polls could not be stored:
     a send whose outcome cannot be recorded would only be sent again later."""
-    monitor = Monitor(cfg)
+    from monitor.service.monitor import Monitor
+
+    monitor = Monitor(cfg, clock=clock)
     enabled = sum(1 for s in cfg.sources if s.enabled)
     try:
         # a progress bar on a terminal only: a pipe or a log file gets the summary alone
@@ -197,9 +182,12 @@ async def _once(
 @pass_ctx
 def run(ctx: Context) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP or a config edit reloads the config."""
+    from monitor.runtime import logs
+    from monitor.runtime.daemon import Daemon
+
     cfg = ctx.config
     logs.configure(cfg.settings.log_format, secrets=cfg.secrets)
-    raise SystemExit(asyncio.run(Daemon(ctx.config_path).run(cfg)))
+    raise SystemExit(asyncio.run(Daemon(ctx.config_path, clock=ctx.clock).run(cfg)))
 
 
 @cli.command()
@@ -209,7 +197,7 @@ def run(ctx: Context) -> None:
 def alerts(ctx: Context, status: str | None, limit: int) -> None:
     """Recent and pending alerts with their delivery status."""
     with ctx.store() as store:
-        rows = Outbox(store).recent(limit=limit, status=status)
+        rows = store.recent_alerts(limit=limit, status=status)
     click.echo(report.alerts_table(rows, ctx.config.settings.timezone))
 
 
@@ -218,6 +206,8 @@ def alerts(ctx: Context, status: str | None, limit: int) -> None:
 @pass_ctx
 def notify_test(ctx: Context, channel: str) -> None:
     """Send a test alert to CHANNEL now and say whether it was accepted."""
+    from monitor.delivery import channels as notify
+
     cfg = ctx.config
     if channel not in cfg.channels:
         known = ", ".join(cfg.channels) or "none configured"
@@ -293,7 +283,10 @@ def test_rule(
 
 
 async def _fetch_articles(ctx: Context, url: str) -> list:
-    async with ctx.fetcher() as fetcher:
+    from monitor.service.factories import make_fetcher
+    from monitor.service.pipeline import analyse
+
+    async with make_fetcher(ctx.config.settings) as fetcher:
         try:
             fetched = await fetcher.fetch(url)
         except FetchError as exc:
@@ -305,7 +298,7 @@ async def _fetch_articles(ctx: Context, url: str) -> list:
             Source(name="test", url=url),
             url=fetched.url,
             charset=fetched.charset,
-            now=utcnow(),
+            now=ctx.clock.now(),
         )
     except ParseError as exc:
         click.echo(f"cannot read {url} as a feed: {exc}", err=True)
@@ -357,13 +350,13 @@ def stories(ctx: Context, story_id: int | None, limit: int) -> None:
 @pass_ctx
 def sources(ctx: Context, check: bool) -> None:
     """Each source's health: last success, last error, items, next poll."""
-    now = utcnow()
+    now = ctx.clock.now()
     with ctx.store() as store:
         if check:
             raise SystemExit(_liveness(ctx.config, store, now))
         rows = _as_configured(store.sources_health(), ctx.config.sources)
         settings = ctx.config.settings
-        stored = _as_configured(store_health.health_rows(store), ctx.config.sources)
+        stored = _as_configured(store.health_rows(), ctx.config.sources)
         health = source_health.assess(stored, now, settings.failing_after)
     down = [h for h in health if h.down]
     names = frozenset(h.name for h in down)
@@ -388,7 +381,7 @@ def _liveness(cfg: config_mod.Config, store: Store, now: datetime) -> int:
     """0 while polls are succeeding: some enabled source had a good poll within three of its
     intervals (plus a minute) and is not down (source_health.polling_ok). A daemon that is stuck
     or whose every source fails is 1 either way, so a green check means alerts can come."""
-    rows = store_health.health_rows(store)
+    rows = store.health_rows()
     report_ = source_health.assess(rows, now, cfg.settings.failing_after)
     intervals = {s.name: s.interval for s in cfg.sources if s.enabled}
     ok, why = source_health.polling_ok(report_, intervals, now)
@@ -396,10 +389,11 @@ def _liveness(cfg: config_mod.Config, store: Store, now: datetime) -> int:
     return 0 if ok else 1
 
 
-def main() -> None:
-    """Console entry point: map our errors to exit codes instead of tracebacks."""
+def main(clock: Clock | None = None) -> None:
+    """Console entry point: map our errors to exit codes instead of tracebacks. `clock`: what
+    the commands take as now (the system clock by default)."""
     try:
-        cli(standalone_mode=True)
+        cli(standalone_mode=True, obj=clock)
     except MonitorError as exc:
         click.echo(f"error: {exc}{_hint(exc)}", err=True)
         raise SystemExit(1) from None

@@ -58,10 +58,9 @@ def poll_summary(results: Sequence) -> str:
     return "\n".join(lines)
 
 
-def _ago(value: str | None, now: datetime) -> str:
-    if not value:
+def _ago(when: datetime | None, now: datetime) -> str:
+    if when is None:
         return "never"
-    when = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=now.tzinfo)
     seconds = int((now - when).total_seconds())
     if seconds < 0:
         return f"in {span(-seconds)}"
@@ -157,11 +156,7 @@ def alerts_table(rows: Sequence[dict], timezone: str) -> str:
         return "no alerts yet"
     lines = []
     for row in rows:
-        when = row["sent_at"] if row["status"] == "sent" else row["due_at"]
-        stamp = local_time(
-            datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=ZoneInfo("UTC")),
-            timezone,
-        )
+        stamp = local_time(row["sent_at"] if row["status"] == "sent" else row["due_at"], timezone)
         tries = f"{row['attempts']} tries" if row["attempts"] != 1 else "1 try"
         kind = " (digest)" if row["digest"] else ""
         lines.append(
@@ -174,7 +169,7 @@ def alerts_table(rows: Sequence[dict], timezone: str) -> str:
 
 
 def story_line(story, timezone: str) -> str:
-    """One line of `news-monitor stories` (a store_story_views.StoryRow)."""
+    """One line of `news-monitor stories` (a models.StoryRow)."""
     languages = "+".join(story.languages) or "?"
     alerts = f"{story.alerts} alert" + ("" if story.alerts == 1 else "s")
     return (
@@ -184,7 +179,7 @@ def story_line(story, timezone: str) -> str:
 
 
 def timeline_entry(entry, timezone: str) -> str:
-    """One article (or copy) of `news-monitor stories ID` (a store_story_views.TimelineEntry):
+    """One article (or copy) of `news-monitor stories ID` (a models.TimelineEntry):
     whether it alerted and why, and the facts it added."""
     kind = f"copy of #{entry.copy_of}" if entry.copy_of else f"#{entry.article_id}"
     language = f" ({entry.language})" if entry.language else ""

@@ -1,1 +1,13 @@
-"""config."""
+"""The config file: TOML in, a validated and frozen `Config` out (sources, rules, channels, …).
+
+- `loader`: reads the file, substitutes `${VAR}`, validates every table and reports every mistake
+  at once as `PATH:LINE: where: what`; the only code that reads the environment.
+- `values`: parsing one value (durations, sizes, names, selectors, cron, quiet hours).
+
+Sits beside the other domain packages: it imports `models`, `errors`, `secrets` and the rule
+parser (a rule's query is checked when the config loads, so a typo is a config error).
+"""
+
+from monitor.config.loader import Config, Settings, default_config_path, load
+
+__all__ = ["Config", "Settings", "default_config_path", "load"]

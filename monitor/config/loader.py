@@ -8,11 +8,11 @@ Why it looks like this:
   the problems of the next; cross checks (duplicate names, undefined channels) run after, and
   see a table's valid keys even when others are invalid, so no mistake hides another.
 - `${VAR}` is substituted in every string value before validation; the values are secrets and are
-  masked (`***`) in every message, including ours.
+  masked (monitor/secrets.py) in every message, including ours.
 - Relative paths (`database`, an Apprise config file in `[channels]`) are relative to the current
   working directory, like any command-line path; `~` is expanded.
 - Parsing one value (durations, sizes, names, selectors, cron, quiet hours) is in
-  `config_values`; `parse_duration` is re-exported here for the modules that read durations.
+  `config.values`; `parse_duration` is re-exported here for the modules that read durations.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from monitor.config.values import (
     DurationOrZero,
     Name,
     PollInterval,
+    QuietHoursSpec,
     Selector,
     StoryWindow,
     show,
@@ -45,7 +46,6 @@ from monitor.config.values import (
     valid_http_url,
     valid_language,
     valid_query,
-    valid_quiet_hours,
     valid_size,
     valid_timezone,
 )
@@ -94,13 +94,8 @@ class Config:
     secrets: frozenset[str] = frozenset()
 
     def mask(self, text: str) -> str:
-        """Replace every secret value (3+ characters, also URL-encoded) with `***`."""
-        return mask_secrets(text, self.secrets)
-
-
-def mask_secrets(text: str, values: frozenset[str] | set[str]) -> str:
-    """`text` with these secrets masked, in every form (see monitor/secrets.py)."""
-    return secrets.Secrets(values).mask(text)
+        """`text` with this config's secrets masked, in every form (monitor/secrets.py)."""
+        return secrets.Secrets(self.secrets).mask(text)
 
 
 def _templates(raw: Mapping[str, Any]) -> list[str | None]:
@@ -173,7 +168,7 @@ class RuleTable(_Table):
     alert: Literal["story", "article"] = "story"
     cooldown: DurationOrZero = 3600.0
     digest: Annotated[str, AfterValidator(valid_cron)] | None = None
-    quiet_hours: Annotated[str, AfterValidator(valid_quiet_hours)] | None = None
+    quiet_hours: QuietHoursSpec | None = None
     urgent: bool = False
     enabled: bool = True
 
@@ -393,11 +388,10 @@ class _Builder:
         rules = self.rules(self.entries(data, "rules"), channels)
         if self.problems:
             ordered = sorted(self.problems, key=lambda p: self.locator.line(p[0]))
+            hide = secrets.Secrets(self.secrets).mask
             raise ConfigError(
                 [
-                    mask_secrets(
-                        f"{self.path}:{self.locator.line(loc)}: {_where(loc)}: {msg}", self.secrets
-                    )
+                    hide(f"{self.path}:{self.locator.line(loc)}: {_where(loc)}: {msg}")
                     for loc, msg in ordered
                 ]
             )
@@ -505,7 +499,7 @@ class _Builder:
             rule = self.validate(RuleTable, item, ("rules", i))
             if rule is None or not unique:
                 continue
-            fields = rule.model_dump()
+            fields = dict(rule)  # as validated: model_dump would turn QuietHours into a dict
             fields["channels"] = tuple(dict.fromkeys(rule.channels))
             out.append(Rule(**fields))
         return tuple(out)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -30,6 +30,7 @@ import soupsieve
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from monitor.errors import RuleSyntaxError
+from monitor.models import QuietHours
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -178,15 +179,25 @@ def valid_query(value: str) -> str:
     return value
 
 
-def valid_quiet_hours(value: str) -> str:
-    """Quiet hours as "HH:MM-HH:MM" (may span midnight), normalized to two-digit hours."""
-    m = re.fullmatch(r"\s*(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)\s*", value)
+_QUIET_HOURS = re.compile(r"\s*(\d{1,2}):(\d\d)\s*-\s*(\d{1,2}):(\d\d)\s*")
+
+
+def parse_quiet_hours(value: str) -> tuple[time, time]:
+    """Quiet hours "HH:MM-HH:MM" -> (start, end), hours 0-23 (so no "24:00"); may span midnight.
+    The one parser of quiet hours: alerts get the parsed `QuietHours` and never read the text."""
+    m = _QUIET_HOURS.fullmatch(value)
     h1, m1, h2, m2 = (int(g) for g in m.groups()) if m else (99, 0, 0, 0)
     if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
         raise ValueError(f'"{value}" is not a time range: write "HH:MM-HH:MM", e.g. "22:00-07:00"')
-    if (h1, m1) == (h2, m2):
+    return time(h1, m1), time(h2, m2)
+
+
+def valid_quiet_hours(value: str) -> QuietHours:
+    """A rule's quiet hours, parsed once at load; a window of no length is a mistake."""
+    start, end = parse_quiet_hours(value)
+    if start == end:
         raise ValueError("starts and ends at the same time")
-    return f"{h1:02}:{m1:02}-{h2:02}:{m2:02}"
+    return QuietHours(start, end)
 
 
 _MONTHS = ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
@@ -253,3 +264,5 @@ PollInterval = Annotated[float, BeforeValidator(valid_duration), AfterValidator(
 StoryWindow = Annotated[float, BeforeValidator(lambda v: valid_duration(v, most=MAX_STORY_WINDOW))]
 Name = Annotated[str, AfterValidator(valid_name)]
 Selector = Annotated[str, AfterValidator(valid_selector)]
+# read as text, kept as the `QuietHours` it parses into (alerts never parse the text)
+QuietHoursSpec = Annotated[str, AfterValidator(valid_quiet_hours)]

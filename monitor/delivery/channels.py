@@ -56,7 +56,6 @@ __all__ = ["Message", "describe", "fit", "fit_message", "send"]
 _PLAIN_PROTOCOLS = frozenset({"mailto", "mailtos", "json", "jsons", "xml", "xmls", "form", "forms"})
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|sig|cred|session", re.IGNORECASE)
 _SPLIT = re.compile(r"[/:@?&=#,;\s]+")
-_MASK = secrets.MASK
 _MAX_ERROR = 300
 
 
@@ -196,7 +195,7 @@ def _mask_query(url: str, keep: set[str] | None) -> str:
             continue
         # +header, -param and :payload values of the generic webhooks are not masked by Apprise.
         secret = key[:1] in "+-:" or _SECRET_KEY.search(key)
-        pairs.append((key, _MASK if secret else value))
+        pairs.append((key, secrets.MASK if secret else value))
     return urlunsplit(parts._replace(query=urlencode(pairs, safe="@,/:*+")))
 
 
@@ -226,7 +225,7 @@ def _secrets(target: str, services: list[object], shown: str) -> set[str]:
 
 def _redact(text: str, values: set[str]) -> str:
     """`text` with this channel's secrets and every known one masked."""
-    return secrets.mask(secrets.Secrets(values).mask(text))
+    return secrets.mask(text, also=values)
 
 
 def _opaque(target: str) -> str:
@@ -234,7 +233,9 @@ def _opaque(target: str) -> str:
     if _is_config_path(target):
         return f"config file {target}"
     scheme = target.split("://", 1)[0] if "://" in target else ""
-    return f"{scheme}://{_MASK}" if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) else _MASK
+    if re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return f"{scheme}://{secrets.MASK}"
+    return secrets.MASK
 
 
 # ------------------------------------------------------------------------------ loading

@@ -1,9 +1,10 @@
 """Draining the outbox: claim due alerts, send each to its channel, record every attempt.
 
-Orchestration only: rendering and timing rules are in `alerts` (pure), SQL in `store_outbox`,
-Apprise in `notify`. Each channel is drained on its own, so one slow or dead channel never holds
-back the others, and a failure on one channel never re-sends to a channel that succeeded (each
-row is one rule × subject × channel). Apprise's blocking call runs in a worker thread.
+Orchestration only: rendering and timing rules are in `alerts` (pure), SQL in `store.outbox`,
+Apprise in `delivery.channels`. Each channel is drained on its own, so one slow or dead
+channel never holds back the others, and a failure on one channel never re-sends to a channel
+that succeeded (each row is one rule × subject × channel). Apprise's blocking call runs in a
+worker thread.
 
 Each channel gets a time budget per drain (`BUDGET`); what it has not sent by then is released
 to the next drain. Without it a hung channel (200 rows × a 20 s timeout) would keep one drain
@@ -25,11 +26,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TextIO
 
-from monitor.alerts import plan as alerts
 from monitor.alerts.plan import STDOUT
+from monitor.alerts.timing import backoff_delay, hold_until, rate_limit_until
 from monitor.delivery import channels as notify
-from monitor.models import Delivery, Message, Rule
-from monitor.store.outbox import Outbox, Pending
+from monitor.models import Delivery, Message, Pending, Rule
+from monitor.store import OutboxStore
 
 LEASE = timedelta(minutes=5)  # a claimed row returns to the queue if its worker dies
 BUDGET = 60.0  # seconds of sending per channel per drain; plus one send's timeout, < LEASE
@@ -43,7 +44,6 @@ class DrainResult:
     failed: int = 0
     dead: int = 0
     postponed: int = 0
-    released: int = 0  # claimed but left for the next drain (the channel's budget ran out)
     outcomes: list[str] = field(default_factory=list)
 
 
@@ -76,7 +76,7 @@ def group(rows: Sequence[Pending]) -> list[list[Pending]]:
 
 
 async def drain_outbox(
-    outbox: Outbox,
+    outbox: OutboxStore,
     policy: DeliveryPolicy,
     *,
     now: Callable[[], datetime],
@@ -94,65 +94,89 @@ async def drain_outbox(
     stop deadline could arrive and still be sent again after restart.
     """
     started = now()
-    rows = outbox.claim(started, started + LEASE, limit=limit)
-    result = DrainResult()
+    rows = outbox.claim_alerts(started, started + LEASE, limit=limit)
     by_channel: dict[str, list[list[Pending]]] = defaultdict(list)
     for batch in group(rows):
         by_channel[batch[0].channel].append(batch)
+    drain = _Drain(outbox, policy, now, digest_message, send, stream, jitter, budget, stopping)
+    await asyncio.gather(*(drain.channel(c, b) for c, b in by_channel.items()))
+    return drain.result
 
-    async def drain_channel(channel: str, batches: list[list[Pending]]) -> None:
-        target = policy.channels.get(channel)
-        deadline = time.monotonic() + budget
+
+@dataclass
+class _Drain:
+    """One drain's collaborators, shared by the channels it drains side by side; `result` adds
+    up what they did."""
+
+    outbox: OutboxStore
+    policy: DeliveryPolicy
+    now: Callable[[], datetime]
+    digest_message: Callable[[Sequence[Pending]], Message]
+    send: Sender
+    stream: TextIO | None
+    jitter: Callable[[], float]
+    budget: float
+    stopping: Callable[[], bool]
+    result: DrainResult = field(default_factory=DrainResult)
+
+    async def channel(self, channel: str, batches: list[list[Pending]]) -> None:
+        """One channel's batches in order, until its budget runs out or the monitor stops."""
+        target = self.policy.channels.get(channel)
+        deadline = time.monotonic() + self.budget
         for n, batch in enumerate(batches):
-            ids = [row.id for row in batch]
-            if time.monotonic() >= deadline or stopping():
+            if time.monotonic() >= deadline or self.stopping():
                 rest = [row.id for later in batches[n:] for row in later]
-                outbox.release(rest)
-                result.released += len(rest)
+                self.outbox.release_alerts(rest)
                 return
             if channel != STDOUT and target is None:
                 # a failed attempt, not instant death: a typo in a reloaded config that is
                 # fixed within the retry schedule loses nothing
                 gone = Delivery(ok=False, error=f"channel {channel!r} is not configured")
-                _record(outbox, policy, batch, gone, now(), jitter(), result)
-                continue
-            hold = _quiet_hold(policy, batch[0], now())
-            hold = hold or _rate_hold(outbox, policy, channel, now())
-            if hold is not None:
-                outbox.postpone(ids, hold)
-                result.postponed += len(ids)
-                continue
-            try:  # a rendering bug must cost this batch an attempt, not the whole drain
-                message = digest_message(batch) if batch[0].digest else batch[0].message
-                if channel == STDOUT:
-                    delivery = print_alert(message, stream)
-                else:
-                    delivery = await asyncio.to_thread(send, target, message)  # type: ignore
-            except Exception as exc:  # noqa: BLE001
-                delivery = Delivery(ok=False, error=f"internal error: {type(exc).__name__}: {exc}")
-            _record(outbox, policy, batch, delivery, now(), jitter(), result)
+                self.record(batch, gone)
+            elif not self.held(channel, batch):
+                self.record(batch, await self.deliver(channel, target, batch))
 
-    await asyncio.gather(*(drain_channel(c, b) for c, b in by_channel.items()))
-    return result
+    def held(self, channel: str, batch: Sequence[Pending]) -> bool:
+        """Postpone the batch if quiet hours or the channel's rate limit hold it now."""
+        hold = _quiet_hold(self.policy, batch[0], self.now())
+        hold = hold or _rate_hold(self.outbox, self.policy, channel, self.now())
+        if hold is None:
+            return False
+        self.outbox.postpone_alerts([row.id for row in batch], hold)
+        self.result.postponed += len(batch)
+        return True
+
+    async def deliver(self, channel: str, target: str | None, batch: Sequence[Pending]) -> Delivery:
+        """Render (a digest) and send one batch; any error is this batch's failed attempt."""
+        try:  # a rendering bug must cost this batch an attempt, not the whole drain
+            message = self.digest_message(batch) if batch[0].digest else batch[0].message
+            if channel == STDOUT:
+                return print_alert(message, self.stream)
+            return await asyncio.to_thread(self.send, target, message)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001
+            return Delivery(ok=False, error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def record(self, batch: Sequence[Pending], delivery: Delivery) -> None:
+        _record(self.outbox, self.policy, batch, delivery, self.now(), self.jitter(), self.result)
 
 
 def _quiet_hold(policy: DeliveryPolicy, row: Pending, now: datetime) -> datetime | None:
     rule = policy.rules.get(row.rule)
-    return alerts.hold_until(rule, now, policy.timezone) if rule is not None else None
+    return hold_until(rule, now, policy.timezone) if rule is not None else None
 
 
 def _rate_hold(
-    outbox: Outbox, policy: DeliveryPolicy, channel: str, now: datetime
+    outbox: OutboxStore, policy: DeliveryPolicy, channel: str, now: datetime
 ) -> datetime | None:
     if policy.rate_limit is None or channel == STDOUT:
         return None
     limit, per = policy.rate_limit
     recent = outbox.sent_since(channel, now - timedelta(seconds=per))
-    return alerts.rate_limit_until(recent, limit=limit, per=per, now=now)
+    return rate_limit_until(recent, limit=limit, per=per, now=now)
 
 
 def _record(
-    outbox: Outbox,
+    outbox: OutboxStore,
     policy: DeliveryPolicy,
     batch: Sequence[Pending],
     delivery: Delivery,
@@ -162,15 +186,15 @@ def _record(
 ) -> None:
     ids = [row.id for row in batch]
     if delivery.ok:
-        outbox.record(ids, delivery, now)
+        outbox.record_attempt(ids, delivery, now)
         result.sent += len(ids)
         return
     attempt = max(row.attempts for row in batch) + 1
     if attempt >= policy.max_attempts:
-        outbox.record(ids, delivery, now, retry_at=None)
+        outbox.record_attempt(ids, delivery, now, retry_at=None)
         result.dead += len(ids)
     else:
-        delay = alerts.backoff_delay(attempt, jitter=min(jitter, 0.999))
-        outbox.record(ids, delivery, now, retry_at=now + timedelta(seconds=delay))
+        delay = backoff_delay(attempt, jitter=min(jitter, 0.999))
+        outbox.record_attempt(ids, delivery, now, retry_at=now + timedelta(seconds=delay))
         result.failed += len(ids)
     result.outcomes.append(delivery.error or "failed")

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from monitor.alerts import plan as alerts
+from monitor.alerts.render import render_alert, render_digest
 from monitor.errors import MonitorError
-from monitor.models import Message, Rule
-from monitor.store.outbox import Outbox, Pending
-from monitor.store.sqlite import Store
+from monitor.models import Message, Pending, Rule
+from monitor.store import Store
 from monitor.stories.developments import OPENING
 
 
@@ -29,25 +28,24 @@ def digest_message(
         match = store.match_for(row.article_id, row.rule)
         if article is not None and match is not None:
             items.append((article, match, article.source))
-    return alerts.render_digest(items, rule=rule, timezone=timezone, now=now)
+    return render_digest(items, rule=rule, timezone=timezone, now=now)
 
 
-def name_all_outlets(
-    store: Store, outbox: Outbox, rules: Mapping[str, Rule], timezone: str, now: datetime
-) -> None:
+def name_all_outlets(store: Store, rules: Mapping[str, Rule], timezone: str, now: datetime) -> None:
     """An unsent story alert names every outlet the story has by now: polls of other outlets
     that ran at the same time joined it after the alert was written."""
-    for outbox_id, article_id, rule_name, story_id, why, text in outbox.unsent_story_alerts(now):
-        rule = rules.get(rule_name)
-        article = store.article(article_id)
-        match = store.match_for(article_id, rule_name)
+    for unsent in store.unsent_story_alerts(now):
+        rule = rules.get(unsent.rule)
+        article = store.article(unsent.article_id)
+        match = store.match_for(unsent.article_id, unsent.rule)
         if rule is None or article is None or match is None:
             continue
-        others = [o for o in store.story_outlets(story_id) if o != article.source]
+        others = [o for o in store.story_outlets(unsent.story_id) if o != article.source]
+        why = unsent.reason
         follow_up = why if why and why != OPENING else False
-        message = alerts.render_alert(
+        message = render_alert(
             article, match, source_title=article.source, rule=rule, timezone=timezone,
             also_reported_by=others, follow_up=follow_up,
         )  # fmt: skip
-        if message.text != text:  # only when another outlet joined since (no write per tick)
-            outbox.rewrite(outbox_id, message)
+        if message.text != unsent.text:  # only when another outlet joined (no write per tick)
+            store.rewrite_alert(unsent.outbox_id, message)

@@ -12,8 +12,8 @@ container's blocks are kept with paragraph breaks. When that yields clearly less
 Parsing is lxml's HTML parser through bs4: Python 3.11's html.parser is quadratic on some malformed
 input (CVE-2025-6069). Bodies over `MAX_HTML_BYTES` are refused before parsing.
 
-`decode_html` is shared with `monitor.pages`: a page that declares a single-byte charset but is
-valid UTF-8 with non-ASCII bytes is UTF-8 (Corriere's pages declare ISO-8859-1 and are UTF-8).
+`decode_html` (through `soup`) is shared with `pages`: a page that declares a single-byte charset
+but is valid UTF-8 with non-ASCII bytes is UTF-8 (as Corriere's pages, labelled ISO-8859-1).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import Any
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from monitor.errors import ParseError
+from monitor.ingest.charsets import SINGLE_BYTE, codec_name
 
 __all__ = ["Extracted", "MAX_HTML_BYTES", "decode_html", "extract_article", "parse_date", "soup"]
 
 MAX_HTML_BYTES = 5_000_000  # bs4 costs ~100x the bytes in memory and seconds on big pages
-_SINGLE_BYTE = {"iso-8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252"}
 _META_CHARSET = re.compile(
     rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.I
 )
@@ -56,12 +56,8 @@ class Extracted:
 
 
 def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name.strip().lower()).name
-    except LookupError:
-        return None
+    """`codec_name` of the lower-cased label (as HTML readers compare labels)."""
+    return codec_name(name.lower()) if name else None
 
 
 def decode_html(body: bytes, charset: str | None) -> str:
@@ -85,7 +81,7 @@ def decode_html(body: bytes, charset: str | None) -> str:
     codec = _codec(label)
     if codec in ("utf-16-le", "utf-16-be", "utf-16", "utf-32"):  # a meta tag in ASCII lies
         codec = None
-    if codec is None or (label or "").strip().lower() in _SINGLE_BYTE or codec == "latin-1":
+    if codec is None or (label or "").strip().lower() in SINGLE_BYTE or codec == "latin-1":
         if body.isascii():
             return body.decode("ascii")
         try:

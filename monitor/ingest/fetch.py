@@ -185,6 +185,36 @@ class _Reply:
     body: bytes | None = None
 
 
+def _fetched(
+    reply: _Reply, url: URL, etag: str | None, last_modified: str | None, elapsed: float
+) -> Fetched | None:
+    """The result of a final reply: 304 (the validators sent stand unless renewed), or 2xx with
+    its body; None for anything else."""
+    if reply.status == 304:
+        return Fetched(
+            url=str(url),
+            status=304,
+            content_type=parse_content_type(reply.headers.get("Content-Type"))[0],
+            etag=reply.headers.get("ETag") or etag,
+            last_modified=reply.headers.get("Last-Modified") or last_modified,
+            elapsed=elapsed,
+        )
+    if 200 <= reply.status < 300 and reply.body is not None:
+        ctype, charset = parse_content_type(reply.headers.get("Content-Type"))
+        return Fetched(
+            url=str(url),
+            status=reply.status,
+            body=reply.body,
+            content_type=ctype,
+            charset=charset,
+            etag=reply.headers.get("ETag"),
+            last_modified=reply.headers.get("Last-Modified"),
+            body_hash=hashlib.sha256(reply.body).hexdigest(),
+            elapsed=elapsed,
+        )
+    return None
+
+
 class Fetcher:
     """Fetch URLs with a deadline, a size cap, checked redirects, conditional GET and politeness.
 
@@ -288,13 +318,11 @@ class Fetcher:
             deadline: float | None = None
             while True:
                 self._check_window(target, wall)
-                key = _host_key(target)
-                async with self._host_semaphore(key):
+                async with self._host_semaphore(_host_key(target)):
                     if deadline is None:
                         deadline = loop.time() + self.timeout
                     reply = await self._hop(session, target, headers, deadline, hops, allow_private)
-                status = reply.status
-                if status in REDIRECT_STATUSES:
+                if reply.status in REDIRECT_STATUSES:
                     target = self._next_hop(target, reply, visited)
                     hops += 1
                     if hops > self.max_redirects:
@@ -302,39 +330,28 @@ class Fetcher:
                             f"too many redirects (more than {self.max_redirects}) from {original}"
                         )
                     continue
-                if status == 304:
-                    return Fetched(
-                        url=str(target),
-                        status=304,
-                        content_type=parse_content_type(reply.headers.get("Content-Type"))[0],
-                        etag=reply.headers.get("ETag") or etag,
-                        last_modified=reply.headers.get("Last-Modified") or last_modified,
-                        elapsed=loop.time() - started,
-                    )
-                if 200 <= status < 300 and reply.body is not None:
-                    ctype, charset = parse_content_type(reply.headers.get("Content-Type"))
-                    return Fetched(
-                        url=str(target),
-                        status=status,
-                        body=reply.body,
-                        content_type=ctype,
-                        charset=charset,
-                        etag=reply.headers.get("ETag"),
-                        last_modified=reply.headers.get("Last-Modified"),
-                        body_hash=hashlib.sha256(reply.body).hexdigest(),
-                        elapsed=loop.time() - started,
-                    )
-                message = _status_message(status, target, original)
-                if status in RETRY_STATUSES:
-                    wait = parse_retry_after(reply.headers.get("Retry-After"), wall)
-                    if wait > 0:
-                        self._blocked[key] = max(self._blocked.get(key, 0.0), wall + wait)
-                    raise FetchError(
-                        f"{message}; retry after {wait:.0f} s", status=status, retry_after=wait
-                    )
-                if 300 <= status < 400:
-                    message += " (redirect not followed)"
-                raise FetchError(message, status=status)
+                elapsed = loop.time() - started
+                fetched = _fetched(reply, target, etag, last_modified, elapsed)
+                if fetched is not None:
+                    return fetched
+                raise self._refused(reply, target, original, wall)
+
+    def _refused(self, reply: _Reply, url: URL, original: URL, wall: float) -> FetchError:
+        """The error for a final reply that is neither 2xx nor 304; a 429/503 also opens the
+        host's Retry-After window."""
+        status = reply.status
+        message = _status_message(status, url, original)
+        if status in RETRY_STATUSES:
+            wait = parse_retry_after(reply.headers.get("Retry-After"), wall)
+            if wait > 0:
+                key = _host_key(url)
+                self._blocked[key] = max(self._blocked.get(key, 0.0), wall + wait)
+            return FetchError(
+                f"{message}; retry after {wait:.0f} s", status=status, retry_after=wait
+            )
+        if 300 <= status < 400:
+            message += " (redirect not followed)"
+        return FetchError(message, status=status)
 
     def _check_window(self, url: URL, wall: float) -> None:
         """Fail without touching the network while the host's Retry-After window is open."""

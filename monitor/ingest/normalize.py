@@ -11,16 +11,17 @@ import hashlib
 import html as htmllib
 import re
 import threading
-import unicodedata
 from collections import Counter
 from collections.abc import Container, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from lxml import etree
 
+from monitor.ingest.identity import item_key, no_link_key
 from monitor.models import Article, RawEntry, Source
+from monitor.text import hash_fold
 
 __all__ = [
     "SKIP_REASONS",
@@ -28,7 +29,6 @@ __all__ = [
     "canonical_url",
     "detect_language",
     "fingerprint",
-    "has_link",
     "html_to_text",
     "normalize_language",
     "to_article",
@@ -305,20 +305,12 @@ def normalize_language(code: str | None) -> str | None:
 
 # --- fingerprint ----------------------------------------------------------------------------
 
-_NON_WORD = re.compile(r"[\W_]+")
-_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
-
-
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive form with punctuation removed and spaces collapsed."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = _COMBINING.sub("", decomposed)
-    return _NON_WORD.sub(" ", stripped).strip()
-
 
 def fingerprint(title: str, text: str) -> str:
-    """Equal for exact copies of an article whatever their whitespace, case or punctuation."""
-    data = f"{_fold(title)}\n{_fold(text)}".encode()
+    """Equal for exact copies of an article whatever their whitespace, case or punctuation.
+
+    Stored and compared with stored ones, so it folds with the frozen `text.hash_fold`."""
+    data = f"{hash_fold(title)}\n{hash_fold(text)}".encode()
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -340,36 +332,13 @@ def _web_url(value: str | None) -> str | None:
     return url if url.startswith(("http://", "https://")) else None
 
 
-# Keys of items with no http(s) link: `guid:<source>/<GUID>`, else `title:<source>/<hash>`. Not
-# links (alerts.safe_url refuses them), stable from poll to poll, and per source, since a bare
-# GUID such as "42" is only unique within its feed. Percent-encoded: a hostile GUID ("<script>",
-# spaces) shows as inert text wherever a key is printed.
-_NO_LINK = ("guid:", "title:")
-_KEY_SAFE = "/:@!$&'()*+,;="
-
-
-def has_link(article: Article) -> bool:
-    """False for an article keyed by its GUID or title because its feed gave no web link."""
-    return not article.url.startswith(_NO_LINK)
-
-
-def _no_link_key(source: str, guid: str | None, title: str) -> str | None:
-    where = quote(source, safe="")
-    if guid and guid.strip():
-        return f"guid:{where}/{quote(guid.strip(), safe=_KEY_SAFE)}"
-    if title:
-        digest = hashlib.blake2b((_fold(title) or title).encode(), digest_size=16).hexdigest()
-        return f"title:{where}/{digest}"
-    return None
-
-
 def to_article(
     entry: RawEntry, *, source: Source, feed_language: str | None, now: datetime
 ) -> Article | None:
     """Build the Article, or None when the entry has no web link, GUID or title to know it by.
 
     An entry without an http(s) link (a `tag:` or `urn:` GUID, or nothing but a headline) is kept:
-    users watch such feeds too. Its `url` is then a key that is not a link (see has_link).
+    users watch such feeds too. Its `url` is then a key that is not a link (identity.has_link).
     """
     summary_full = html_to_text(entry.summary_html)
     summary = _cap(summary_full, SUMMARY_CHARS)
@@ -378,8 +347,8 @@ def to_article(
     title = html_to_text(entry.title).replace("\n", " ")
     if not title:
         title = _cap((summary_full or text).replace("\n", " "), TITLE_FALLBACK_CHARS)
-    url = _web_url(entry.link) or _web_url(entry.guid)
-    url = url or _no_link_key(source.name, entry.guid, title)
+    url = _web_url(entry.link) or _web_url(entry.guid)  # the GUID rule: ingest/identity.py
+    url = url or no_link_key(source.name, entry.guid, title)
     if url is None:
         return None
     language = (
@@ -442,7 +411,7 @@ def to_articles(
     skipped: Counter[str] = Counter()
     reseen: set[str] = set()
     for entry in entries:
-        key = entry.guid or entry.link
+        key = item_key(entry.guid, entry.link)
         if skip and key in skip:
             continue
         article = to_article(entry, source=source, feed_language=feed_language, now=now)

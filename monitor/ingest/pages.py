@@ -9,7 +9,7 @@ link text, then its `title` attribute, then an image's `alt`.
 Links are resolved against `<base href>` or the page URL, fragments dropped, deduplicated in page
 order, and kept only when http(s). They are NOT restricted to the page's site: section fronts
 often link to sister hosts (roma.corriere.it, video.corriere.it) and the selector is the user's
-choice. Fetching those pages is guarded in `monitor.fulltext` (private addresses refused unless
+choice. Fetching those pages is guarded in `fulltext` (private addresses refused unless
 the source allows them).
 
 A `links` selector that matches nothing raises ParseError naming it: the pipeline records that as
@@ -26,11 +26,11 @@ import soupsieve
 from bs4 import BeautifulSoup, Tag
 
 from monitor.errors import ParseError
-from monitor.ingest.extract import decode_html, parse_date, soup
+from monitor.ingest.extract import parse_date, soup
 from monitor.ingest.parse import ParsedFeed
 from monitor.models import RawEntry, Source
 
-__all__ = ["decode_html", "parse_listing"]
+__all__ = ["parse_listing"]
 
 
 def _select(root: Tag, selector: str, what: str) -> list[Tag]:

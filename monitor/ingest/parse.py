@@ -7,8 +7,9 @@ hostile XML: feedparser 6.0.14 falls back to a lenient parser that expands inter
 without any limit (a 103 KB feed became 476 MiB), so any internal DTD subset or `<!ENTITY`
 declaration is refused outright. Feeds never need one; a plain `<!DOCTYPE rss ...>` is fine.
 
-`scan_ids` is a cheap lxml pre-scan: when every id it returns is already stored, the caller can
-skip feedparser (25-100x the cost of a bare lxml parse) for that poll.
+`scan_items` is a cheap lxml pre-scan: each item's key and a hash of its XML, so the caller can
+skip the items unchanged since the last poll, and `without_items` hands the parsers only the
+others (feedparser costs 25-100x a bare lxml parse).
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ import feedparser
 from lxml import etree
 
 from monitor.errors import ParseError
-from monitor.ingest.parse_fast import _encoding_ok, fast_parse
+from monitor.ingest.charsets import SINGLE_BYTE, codec_name, encoding_agrees
+from monitor.ingest.identity import item_key
+from monitor.ingest.parse_fast import fast_parse
 from monitor.models import RawEntry
 
-__all__ = ["ParsedFeed", "parse_feed", "scan_ids", "scan_items"]
-
-# Single-byte charsets that servers often declare for bodies that are really UTF-8.
-_SINGLE_BYTE = {"iso-8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "windows-1252"}
+__all__ = ["ParsedFeed", "parse_feed", "prepare", "scan_items", "without_items"]
 
 # Markers of XML encodings that are not ASCII-compatible (XML 1.0 appendix F).
 _WIDE_MARKERS: tuple[tuple[bytes, str, int], ...] = (
@@ -78,7 +78,15 @@ def _wide_encoding(body: bytes) -> tuple[str, int] | None:
     return None
 
 
-def _prepare(body: bytes, charset: str | None) -> tuple[bytes, str | None]:
+def prepare(body: bytes, charset: str | None) -> tuple[bytes, str | None]:
+    """The body and charset that both parsers (and the pre-scan) read: hostile input refused
+    with ParseError, and a single-byte HTTP charset dropped for a UTF-8 body (`_trusted_charset`).
+    """
+    body, charset = _make_safe(body, charset)
+    return body, _trusted_charset(body, charset)
+
+
+def _make_safe(body: bytes, charset: str | None) -> tuple[bytes, str | None]:
     """Make the body ASCII-compatible, strip NULs and reject hostile DTDs.
 
     UTF-16/32 bodies are transcoded to UTF-8 (and the charset forced to utf-8) so that NUL
@@ -106,7 +114,7 @@ def _reject_hostile(body: bytes, charset: str | None) -> None:
     _check_dtd(body.lower())
     declared = _XML_PI_ENCODING.match(body[:1024].removeprefix(codecs.BOM_UTF8))
     for name in {charset, declared.group(1).decode("ascii", "replace") if declared else None}:
-        codec = _codec(name)
+        codec = codec_name(name)
         if codec is not None and not _ascii_transparent(codec):
             _check_dtd(body.decode(codec, errors="replace").lower())
 
@@ -128,15 +136,6 @@ def _check_dtd(low: bytes | str) -> None:
         if bracket in low[pos:end]:
             raise ParseError("refused: the document has an internal DTD subset")
         pos = low.find(doctype, end)
-
-
-def _codec(name: str | None) -> str | None:
-    if not name:
-        return None
-    try:
-        return codecs.lookup(name.strip()).name
-    except LookupError:
-        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,7 +165,7 @@ def _trusted_charset(body: bytes, charset: str | None) -> str | None:
     "succeeds" and turns every accent into mojibake. Valid multi-byte UTF-8 is almost never
     Latin-1 text by accident, so the body wins.
     """
-    if not charset or charset.strip().lower() not in _SINGLE_BYTE or body.isascii():
+    if not charset or charset.strip().lower() not in SINGLE_BYTE or body.isascii():
         return charset
     try:
         body.decode("utf-8")
@@ -248,10 +247,9 @@ def parse_feed(
     """
     if not body or not body.strip():
         raise ParseError("empty response")
-    body, charset = _prepare(body, charset)
+    body, trusted = prepare(body, charset)
     if not body.removeprefix(codecs.BOM_UTF8).strip():  # nothing but NULs, spaces or a BOM
         raise ParseError("empty response")
-    trusted = _trusted_charset(body, charset)
     if fast and content_type is None:
         got = fast_parse(body, url=url, charset=trusted)
         if got is not None and got[2]:  # no items: feedparser decides what that means
@@ -313,21 +311,24 @@ def _child_text(el: etree._Element, name: str) -> str | None:
 
 
 def _item_id(el: etree._Element, base: str) -> str | None:
+    """The item's key (identity.item_key) read from its XML, as the parsers would read it."""
     if _local(el.tag) == "entry":
-        ident = _child_text(el, "id")
-        if ident:
-            return ident
-        for child in el:
-            if _local(child.tag) == "link" and child.get("rel", "alternate") == "alternate":
-                href = (child.get("href") or "").strip()
-                if href:
-                    return urljoin(base, href)
-        return None
-    ident = _child_text(el, "guid") or (el.get(f"{{{_RDF}}}about") or "").strip() or None
-    if ident:
-        return ident
-    link = _child_text(el, "link")
-    return urljoin(base, link) if link else None
+        guid = _child_text(el, "id")
+        link = None if guid else _atom_link(el)
+    else:
+        guid = _child_text(el, "guid") or (el.get(f"{{{_RDF}}}about") or "").strip() or None
+        link = None if guid else _child_text(el, "link")
+    return item_key(guid, urljoin(base, link) if link else None)
+
+
+def _atom_link(el: etree._Element) -> str | None:
+    """The href of an Atom entry's first rel=alternate link that has one."""
+    for child in el:
+        if _local(child.tag) == "link" and child.get("rel", "alternate") == "alternate":
+            href = (child.get("href") or "").strip()
+            if href:
+                return href
+    return None
 
 
 def _scan_root(body: bytes) -> etree._Element | None:
@@ -338,7 +339,7 @@ def _scan_root(body: bytes) -> etree._Element | None:
         return None
     parser = _scan_parser()
     try:
-        body, _ = _prepare(body, None)
+        body, _ = prepare(body, None)
         root = etree.fromstring(body, parser)
     except (ParseError, etree.LxmlError, ValueError):
         return None
@@ -347,28 +348,12 @@ def _scan_root(body: bytes) -> etree._Element | None:
     return root
 
 
-def scan_ids(body: bytes, *, url: str = "") -> list[str] | None:
-    """Each item's GUID (else link) in document order, or None when unsure.
+def scan_items(body: bytes, *, url: str = "", context: str = "") -> list[tuple[str, str]] | None:
+    """(key, hash) of each item in document order, or None when unsure.
 
     None means "run the full parser": lxml could not read the body cleanly, it is hostile, it
     has no items, or an item has neither id nor link. `url` resolves relative links the way
     parse_feed does. Namespace-agnostic: RSS 0.9x/1.0/2.0 items and Atom entries.
-    """
-    root = _scan_root(body)
-    if root is None:
-        return None
-    ids: list[str] = []
-    for el in root.iter("{*}item", "{*}entry"):
-        ident = _item_id(el, url)
-        if ident is None:
-            return None
-        ids.append(ident)
-    return ids or None
-
-
-def scan_items(body: bytes, *, url: str = "", context: str = "") -> list[tuple[str, str]] | None:
-    """(key, hash) of each item in document order, or None when unsure (as scan_ids).
-
     The key is the item's GUID (else link); the hash covers the item's own XML, its feed's
     declared language (which parse_feed applies to items) and `context` (URL, source settings),
     so an item whose hash is unchanged would normalize to the same article as last time.
@@ -403,7 +388,7 @@ def without_items(
     so feedparser, when the fast path declines, reads only the items that changed. None when
     lxml cannot read the body cleanly, or the HTTP `charset` and the document disagree (then
     parse the whole body, as parse_feed decodes it)."""
-    if not _encoding_ok(body, charset):
+    if not encoding_agrees(body, charset):
         return None
     root = _scan_root(body)
     if root is None:

@@ -6,22 +6,23 @@ feedparser 6 reads it, and declines (returns None, so the caller runs feedparser
 thing it is not sure about: any lxml error, xml:base, markup inside a text element, Atom xhtml
 content, an author with an e-mail, a date it cannot parse, an encoding the HTTP header and the
 document disagree on. tests/test_fastpath.py holds it to feedparser's output on the corpus.
-The hostile-input guards (parse._prepare) run before this path, as before feedparser.
+The hostile-input guards (parse.prepare) run before this path, as before feedparser.
 """
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import re
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin
 
-from feedparser.html import _cp1252
-from feedparser.mixin import _FeedParserMixin
+from feedparser.api import StrictFeedParser
 from lxml import etree
 
+from monitor.ingest.charsets import encoding_agrees
+from monitor.ingest.identity import is_permalink, item_link
 from monitor.models import RawEntry
 
 __all__ = ["fast_parse"]
@@ -32,7 +33,6 @@ _RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _RSS1 = "http://purl.org/rss/1.0/"
 _DC = "http://purl.org/dc/elements/1.1/"
 _CONTENT = "http://purl.org/rss/1.0/modules/content/"
-_ENCODING = re.compile(rb"^<\?xml[^>]*encoding=['\"]([^'\"]+)['\"]")
 _ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)\Z")
 
 # RSS item children we understand (None namespace = plain RSS 2.0/0.9x, or RSS 1.0's namespace);
@@ -53,19 +53,20 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def _encoding_ok(body: bytes, charset: str | None) -> bool:
-    """lxml follows the XML declaration; feedparser prefers the HTTP charset: they must agree."""
-    if not charset:
-        return True
-    declared = _ENCODING.match(body.removeprefix(codecs.BOM_UTF8)[:200])
-    name = declared.group(1).decode("ascii", "replace") if declared else "utf-8"
-    try:
-        return codecs.lookup(name).name == codecs.lookup(charset.strip()).name
-    except LookupError:
-        return False
-
-
 _C1 = re.compile("[\x80-\x9f]")
+
+
+def _c1_as_cp1252() -> dict[int, str]:
+    """C1 controls -> what windows-1252 means by those bytes (five bytes it leaves undefined stay
+    as they are): the table feedparser applies to text (its feedparser.html._cp1252)."""
+    table = {}
+    for code in range(0x80, 0xA0):
+        with contextlib.suppress(UnicodeDecodeError):
+            table[code] = bytes([code]).decode("cp1252")
+    return table
+
+
+_CP1252 = _c1_as_cp1252()
 
 
 def _text(el: etree._Element, *, expecting_text: bool = True) -> str:
@@ -83,7 +84,7 @@ def _text(el: etree._Element, *, expecting_text: bool = True) -> str:
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         value = value.encode("iso-8859-1").decode("utf-8")
     if _C1.search(value):
-        value = value.translate(_cp1252)
+        value = value.translate(_CP1252)
     if value != value.strip():
         raise _Decline  # feedparser's callers strip some fields again, others not: its call
     return value
@@ -138,7 +139,7 @@ _DC_IGNORED = {"publisher", "subject"}
 _HARMLESS = {"http://purl.org/rss/1.0/modules/slash/", "http://wellformedweb.org/CommentAPI/"}
 
 
-_FP_PREFIX = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
+_FP_PREFIX = {uri.lower(): prefix for uri, prefix in StrictFeedParser.namespaces.items()}
 _FP_PREFIXES = set(_FP_PREFIX.values())
 _RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
 _RSS_PLAIN = {"", _RSS1, _RSS090, "http://blogs.law.harvard.edu/tech/rss"}
@@ -169,63 +170,87 @@ def _inert(child: etree._Element, ns: str, name: str) -> bool:
         prefix = ""
     key = f"{prefix}_{name.lower()}" if prefix else name.lower()
     return not (
-        hasattr(_FeedParserMixin, f"_start_{key}") or hasattr(_FeedParserMixin, f"_end_{key}")
+        hasattr(StrictFeedParser, f"_start_{key}") or hasattr(StrictFeedParser, f"_end_{key}")
     )
+
+
+@dataclass(slots=True)
+class _ItemFields:
+    """What an RSS item's descendants said, filed under feedparser's keys."""
+
+    fields: dict[str, str] = field(default_factory=dict)  # "title", "guid", "dc:creator" ...
+    descs: list[str] = field(default_factory=list)  # descriptions (and the like), in order
+    contents: list[str] = field(default_factory=list)  # content:encoded, in order
+    guid_is_permalink: bool = True
+
+    def set(self, key: str, value: str) -> None:
+        if key in self.fields:
+            raise _Decline  # a repeated element: which one wins is feedparser's business
+        self.fields[key] = value
 
 
 def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEntry:
     """feedparser is flat: every element inside an item counts wherever it is nested (a
     media:description is a description), so this walks all descendants in document order."""
-    fields: dict[str, str] = {}
-    descs: list[str] = []
-    contents: list[str] = []
-    guid_is_link = True
+    got = _ItemFields()
     for child in el.iterdescendants():
-        tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
-        if _plain_ns(child, ns):
-            if name not in _RSS_KNOWN:
-                if _inert(child, "", name):
-                    continue
-                raise _Decline
-            if name in ("category", "comments", "enclosure", "source"):
-                continue
-            if name == "modified":
-                name = "dc:date"  # feedparser: _start_modified is _start_updated, as dc:date is
-            if name in ("image", "subtitle"):
-                if len(child):
-                    raise _Decline  # its title and link would land in the entry (mixin.pop)
-                continue  # a leaf: feedparser stores entry["image"] / ["subtitle"], never read
-            if name == "description":
-                descs.append(_text(child))
-                continue
-            if name in fields:
-                raise _Decline  # a repeated element: which one wins is feedparser's business
-            fields[name] = _text(child)
-            if name == "guid":
-                guid_is_link = child.get("isPermaLink", "true") == "true"
-        elif ns == _MEDIA or (name == "summary" and _FP_PREFIX.get(ns.lower()) == "itunes"):
-            # itunes:summary is feedparser's _start_summary: like a description, the first of
-            # them is the summary and a second one the content (text/plain is not sanitized)
-            if name == "description" or ns != _MEDIA:
-                descs.append(_text(child))
-            elif name not in _MEDIA_IGNORED and not _inert(child, ns, name):
-                raise _Decline
-        elif ns == _DC and name in _DC_IGNORED:
-            continue
-        elif ns == _DC and name in ("creator", "date"):
-            if f"dc:{name}" in fields:
-                raise _Decline
-            fields[f"dc:{name}"] = _text(child)
-        elif ns == _CONTENT and name == "encoded":
-            contents.append(_text(child))
-        elif ns == _ATOM and name == "link":
-            if child.get("rel", "alternate") == "alternate":
-                raise _Decline
-        elif ns not in _HARMLESS and not _inert(child, ns, name):
+        if isinstance(child.tag, str):
+            _file(child, child.tag, got)
+    return _rss_entry(got, el, base, channel_lang)
+
+
+def _file(child: etree._Element, tag: str, got: _ItemFields) -> None:
+    """File one descendant of an RSS item where feedparser would, or decline."""
+    ns, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
+    if _plain_ns(child, ns):
+        _file_plain(child, name, got)
+    elif ns == _MEDIA or (name == "summary" and _FP_PREFIX.get(ns.lower()) == "itunes"):
+        # itunes:summary is feedparser's _start_summary: like a description, the first of
+        # them is the summary and a second one the content (text/plain is not sanitized)
+        if name == "description" or ns != _MEDIA:
+            got.descs.append(_text(child))
+        elif name not in _MEDIA_IGNORED and not _inert(child, ns, name):
             raise _Decline
+    elif ns == _DC and name in _DC_IGNORED:
+        return
+    elif ns == _DC and name in ("creator", "date"):
+        got.set(f"dc:{name}", _text(child))
+    elif ns == _CONTENT and name == "encoded":
+        got.contents.append(_text(child))
+    elif ns == _ATOM and name == "link":
+        if child.get("rel", "alternate") == "alternate":
+            raise _Decline
+    elif ns not in _HARMLESS and not _inert(child, ns, name):
+        raise _Decline
+
+
+def _file_plain(child: etree._Element, name: str, got: _ItemFields) -> None:
+    """File an element feedparser reads under its bare RSS name."""
+    if name not in _RSS_KNOWN:
+        if _inert(child, "", name):
+            return
+        raise _Decline
+    if name in ("category", "comments", "enclosure", "source"):
+        return
+    if name == "modified":
+        name = "dc:date"  # feedparser: _start_modified is _start_updated, as dc:date is
+    if name in ("image", "subtitle"):
+        if len(child):
+            raise _Decline  # its title and link would land in the entry (mixin.pop)
+        return  # a leaf: feedparser stores entry["image"] / ["subtitle"], never read
+    if name == "description":
+        got.descs.append(_text(child))
+        return
+    got.set(name, _text(child))
+    if name == "guid":
+        got.guid_is_permalink = is_permalink(child.get("isPermaLink"))
+
+
+def _rss_entry(
+    got: _ItemFields, el: etree._Element, base: str, channel_lang: str | None
+) -> RawEntry:
+    """The entry feedparser builds from what the item's descendants said."""
+    fields, descs, contents = got.fields, got.descs, got.contents
     if "author" in fields and "dc:creator" in fields:
         raise _Decline
     if len(descs) > 1 and contents:
@@ -233,9 +258,9 @@ def _rss_item(el: etree._Element, base: str, channel_lang: str | None) -> RawEnt
     summary = descs[0] if descs else (contents[0] if contents else "")
     content = contents[0] if contents else (descs[1] if len(descs) > 1 else "")
     guid = fields.get("guid") or (el.get(f"{{{_RDF}}}about") or "").strip() or None
-    link = fields.get("link") or None
-    if link is None and fields.get("guid") and guid_is_link:
-        link = guid
+    link = item_link(
+        fields.get("link"), fields.get("guid"), guid_is_permalink=got.guid_is_permalink
+    )
     if link is not None:
         link = urljoin(base, link)
     author = fields.get("author") or fields.get("dc:creator") or None
@@ -294,8 +319,7 @@ def _atom_entry(el: etree._Element, base: str, feed_lang: str | None) -> RawEntr
         if child.get("src") is not None:
             raise _Decline
         fields[name] = _text(child)
-    if link is None and fields.get("id"):
-        link = fields["id"]  # feedparser: an id is a permalink unless a link says otherwise
+    link = item_link(link, fields.get("id"), guid_is_permalink=True)  # an Atom id always is
     if link is not None:
         link = urljoin(base, link)
     return RawEntry(
@@ -315,7 +339,7 @@ def fast_parse(
     body: bytes, *, url: str, charset: str | None
 ) -> tuple[str, str | None, tuple[RawEntry, ...]] | None:
     """(feed title, feed language, entries), or None when feedparser should decide."""
-    if b"xml:base" in body or b"<!ENTITY" in body.upper() or not _encoding_ok(body, charset):
+    if b"xml:base" in body or b"<!ENTITY" in body.upper() or not encoding_agrees(body, charset):
         return None
     try:
         root = etree.fromstring(body, _parser())

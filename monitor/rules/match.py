@@ -1,16 +1,15 @@
-"""Rule matching: the syntax tree the parser builds, and one Aho-Corasick pass for all rules.
+"""Rule matching: one Aho-Corasick pass for all rules over an article's words.
 
-Split out of rules.py (which parses the query language) so each stays small. Every distinct
-term/phrase/prefix of every rule goes into one automaton over the folded, space-joined words of
-the article (patterns are space-padded, so hits fall on word boundaries; prefixes have no
-trailing pad). One pass collects the hit offsets; then only the rules that one of their required
-terms could trigger evaluate their boolean tree.
+Every distinct term/phrase/prefix of every rule goes into one automaton over the folded, space-
+joined words of the article (patterns are space-padded, so hits fall on word boundaries; prefixes
+have no trailing pad). One pass collects the hit offsets; then only the rules that one of their
+required terms could trigger evaluate their boolean tree.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -18,9 +17,10 @@ from typing import Any
 import ahocorasick
 
 from monitor.models import Article, Match
+from monitor.rules.tree import Bool, Meta, Near, Node, Not, Term, leaves
 from monitor.text import fold, words
 
-__all__ = ["Bool", "Document", "Matcher", "Meta", "Near", "Node", "Not", "Term", "leaves"]
+__all__ = ["Document", "Matcher"]
 
 _GAP = 1_000_000  # word-index gap between title and text, so NEAR never spans both
 _SEP = "\x01"  # a token no pattern can match, between title and text
@@ -42,86 +42,6 @@ class Document:
         summary, body = article.summary, article.text
         text = summary if not body or body == summary else f"{summary}\n{body}"
         return cls(article.title, text, article.source, article.language)
-
-
-# ---- syntax tree -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """A word, prefix or phrase; `text` is how the user wrote it (reported in matches)."""
-
-    text: str
-    words: tuple[str, ...]
-    prefix: bool
-    title_only: bool
-    pattern: str = ""  # what the automaton looks for: " w1 w2 " (no trailing pad for a prefix)
-
-    def __post_init__(self) -> None:
-        pattern = " " + " ".join(self.words) + ("" if self.prefix else " ")
-        object.__setattr__(self, "pattern", pattern)
-
-    def __str__(self) -> str:
-        return ("title:" if self.title_only else "") + self.text
-
-
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """A `source:` or `lang:` test on the article's metadata."""
-
-    field: str
-    value: str
-    prefix: bool
-
-    def __str__(self) -> str:
-        value = self.value + ("*" if self.prefix else "")
-        return f'{self.field}:"{value}"' if " " in value else f"{self.field}:{value}"
-
-
-@dataclass(frozen=True, slots=True)
-class Not:
-    child: Node
-
-    def __str__(self) -> str:
-        return f"NOT {self.child}"
-
-
-@dataclass(frozen=True, slots=True)
-class Bool:
-    op: str  # "AND" or "OR"
-    children: tuple[Node, ...]
-
-    def __str__(self) -> str:
-        return "(" + f" {self.op} ".join(map(str, self.children)) + ")"
-
-
-@dataclass(frozen=True, slots=True)
-class Near:
-    left: tuple[Term, ...]
-    right: tuple[Term, ...]
-    distance: int
-
-    def __str__(self) -> str:
-        def side(ts: tuple[Term, ...]) -> str:
-            return str(ts[0]) if len(ts) == 1 else "(" + " OR ".join(map(str, ts)) + ")"
-
-        return f"({side(self.left)} NEAR/{self.distance} {side(self.right)})"
-
-
-Node = Term | Meta | Not | Bool | Near
-
-
-def leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term | Meta, bool]]:
-    """Every term and metadata test in query order, with whether it sits under a NOT."""
-    if isinstance(node, Term | Meta):
-        yield node, negated
-    elif isinstance(node, Not):
-        yield from leaves(node.child, True)
-    elif isinstance(node, Bool):
-        for child in node.children:
-            yield from leaves(child, negated)
-    elif isinstance(node, Near):
-        yield from ((t, negated) for t in node.left + node.right)
 
 
 # ---- matching ----------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ from typing import Any, NamedTuple
 
 from monitor.errors import RuleSyntaxError
 from monitor.models import Match
-from monitor.rules.match import Bool, Document, Matcher, Meta, Near, Node, Not, Term, leaves
+from monitor.rules.match import Document, Matcher
+from monitor.rules.tree import Bool, Meta, Near, Node, Not, Term, leaves
 from monitor.text import fold, words
 
 __all__ = ["Document", "Query", "RuleSet", "parse_query"]

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.runtime.metrics import Metrics
 from monitor.secrets import mask
+from monitor.service.metrics import Metrics
 
 Check = Callable[[], Awaitable[dict[str, bool | str]]]
 

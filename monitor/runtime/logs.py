@@ -9,16 +9,17 @@ Masking happens twice, because neither pass alone is enough:
   replaced before JSON escaping or `repr` could change its spelling;
 - on the rendered line: catches what the first pass cannot see, such as tracebacks and the
   `repr` of objects that hold a URL.
-Each pass replaces the configured secret values (3+ characters; also their URL-encoded and
-escaped forms), the password in `scheme://user:pass@host`, and Telegram-style bot tokens.
+Each pass is `secrets.mask_credentials` (monitor/secrets.py, the one home of masking): the
+configured secret values in every form, the password in `scheme://user:pass@host`, bot tokens.
 
-`set_secrets()` swaps the secret list without touching handlers, for a config reload.
+`set_secrets()` adds secrets without touching handlers, for a config reload. Modules below the
+runtime log through `structlog.stdlib.get_logger` (what `get_logger` here returns): where the
+lines go is decided here, once, by `configure`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
@@ -28,7 +29,6 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from monitor import secrets as _secrets
 
-MASK = _secrets.MASK
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -41,28 +41,14 @@ FORMATS = ("auto", "human", "json")
 # Chatty libraries whose INFO lines are noise for a daemon that runs for months.
 QUIET_LOGGERS = ("apprise", "apscheduler")
 
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*:)[^@\s/'\"]+(@)")
-_BOT_TOKEN = re.compile(r"\b(\d{6,}):[A-Za-z0-9_-]{30,}")
-
 
 class Masker:
-    """Masks secrets (monitor/secrets.py) in text and in (nested) event dicts, plus what looks
-    like a password in a URL or a bot token even when the config did not name it."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.set(secrets)
-
-    def set(self, secrets: Iterable[str]) -> None:
-        _secrets.remember(secrets)
-
-    def text(self, text: str) -> str:
-        text = _secrets.mask(text)
-        text = _URL_PASSWORD.sub(rf"\g<1>{MASK}\g<2>", text)
-        return _BOT_TOKEN.sub(rf"\g<1>:{MASK}", text)
+    """structlog processors that mask (monitor/secrets.py) every string of an event dict, and
+    the rendered line."""
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
-            return self.text(value)
+            return _secrets.mask_credentials(value)
         if isinstance(value, Mapping):
             return {k: self.value(v) for k, v in value.items()}
         if isinstance(value, list | tuple | set | frozenset):
@@ -80,8 +66,8 @@ class Masker:
     def rendered(self, _logger: WrappedLogger, _name: str, line: str | bytes) -> str | bytes:
         """structlog processor placed after the renderer: mask the finished line."""
         if isinstance(line, bytes):
-            return self.text(line.decode("utf-8", "replace")).encode()
-        return self.text(line)
+            return _secrets.mask_credentials(line.decode("utf-8", "replace")).encode()
+        return _secrets.mask_credentials(line)
 
 
 _masker = Masker()
@@ -90,12 +76,12 @@ _handler: logging.Handler | None = None
 
 def set_secrets(secrets: Iterable[str]) -> None:
     """Mask these secrets too (e.g. after a config reload brought new ones)."""
-    _masker.set(secrets)
+    _secrets.remember(secrets)
 
 
 def mask(text: str) -> str:
     """Mask `text` the way log lines are masked, for messages that leave by another path."""
-    return _masker.text(text)
+    return _secrets.mask_credentials(text)
 
 
 def _drop_formatter_fields(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
@@ -125,26 +111,37 @@ def configure(
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown log format {fmt!r}; expected one of {FORMATS}")
-    try:
-        numeric = LEVELS[level.lower()]
-    except KeyError:
-        raise ValueError(f"unknown log level {level!r}; expected one of {sorted(LEVELS)}") from None
+    numeric = _numeric_level(level)
     stream = sys.stderr if stream is None else stream
     tty = _is_tty(stream)
-    human = fmt == "human" or (fmt == "auto" and tty)
     set_secrets(secrets)
-
-    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        timestamper,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
+    human = fmt == "human" or (fmt == "auto" and tty)
+    _install_handler(stream, _formatter(shared, human=human, colors=tty), numeric)
+    _configure_structlog(shared)
+
+
+def _numeric_level(level: str) -> int:
+    try:
+        return LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; expected one of {sorted(LEVELS)}") from None
+
+
+def _formatter(
+    shared: list[Processor], *, human: bool, colors: bool
+) -> structlog.stdlib.ProcessorFormatter:
+    """One formatter for every record, ours and the libraries': masked before and after
+    rendering (see the module doc)."""
     renderer: Processor
     if human:
         renderer = structlog.dev.ConsoleRenderer(
-            colors=tty,
+            colors=colors,
             # Plain tracebacks: Rich would wrap long lines and could split a secret in two.
             exception_formatter=structlog.dev.plain_traceback,
         )
@@ -152,8 +149,7 @@ def configure(
     else:
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
         tail = [structlog.processors.format_exc_info]
-
-    formatter = structlog.stdlib.ProcessorFormatter(
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_formatter_fields],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -165,6 +161,10 @@ def configure(
         ],
     )
 
+
+def _install_handler(stream: IO[str], formatter: logging.Formatter, numeric: int) -> None:
+    """Our one handler on the root logger, replacing the one a previous `configure` put there;
+    chatty libraries are held at WARNING unless we log at DEBUG."""
     global _handler
     root = logging.getLogger()
     if _handler is not None:
@@ -178,6 +178,9 @@ def configure(
             logging.NOTSET if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
         )
 
+
+def _configure_structlog(shared: list[Processor]) -> None:
+    """structlog hands its events to the stdlib handler above, so both kinds share one path."""
     structlog.configure(
         processors=[
             structlog.stdlib.filter_by_level,

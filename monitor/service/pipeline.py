@@ -2,6 +2,9 @@
 
 The steps themselves live in their own modules (fetch, parse, normalize, rules, store); this
 module decides their order and what a failure at each step means for the source's schedule.
+`poll_source` reads as the list of its steps: skip an unchanged body, analyse the changed one,
+enrich new articles with their full text, pick the candidates to store (pure), save them in one
+transaction, and report the result. The data each step hands on is in `monitor.models`.
 """
 
 from __future__ import annotations
@@ -12,22 +15,45 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from monitor.errors import FetchError, ParseError
 from monitor.ingest.fetch import Fetcher
-from monitor.ingest.fulltext import enrich
-from monitor.ingest.normalize import Normalized, detect_language, has_link, to_articles
+from monitor.ingest.fulltext import FullText
+from monitor.ingest.identity import has_link
+from monitor.ingest.normalize import Normalized, detect_language, to_articles
 from monitor.ingest.pages import parse_listing
 from monitor.ingest.parse import parse_feed, scan_items, without_items
-from monitor.models import Alert, Article, Candidate, Match, Source
+from monitor.models import (
+    Alert,
+    Analysed,
+    Article,
+    Candidate,
+    Fetched,
+    Found,
+    Known,
+    Match,
+    Outcome,
+    PollResult,
+    Saved,
+    Source,
+)
 from monitor.rules.query import Document, RuleSet
 from monitor.service import schedule as schedule
-from monitor.store.sqlite import Store
+from monitor.store import Store
 from monitor.stories import copies, terms
 from monitor.stories.lexicon import Lexicon, default_lexicon
 
-Outcome = Literal["new", "unchanged", "not_modified", "error"]
+__all__ = [
+    "Direct",
+    "Writes",
+    "analyse",
+    "analyse_items",
+    "candidate",
+    "candidates",
+    "poll_failed",
+    "poll_source",
+]
 
 
 class Writes(Protocol):
@@ -46,25 +72,7 @@ class Direct:
         return getattr(self.store, method)(*args, **kwargs)
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    """A new match: the stored article id, the article and the rule that matched it."""
-
-    article_id: int
-    article: Article
-    match: Match
-
-
-@dataclass(frozen=True, slots=True)
-class PollResult:
-    source: str
-    outcome: Outcome
-    new: int = 0
-    edited: int = 0
-    found: tuple[Found, ...] = ()
-    error: str | None = None
-    skipped_items: tuple[tuple[str, int], ...] = ()  # (reason, count): items not stored, and why
-    warning: str = ""  # what was wrong with a body read all the same ("malformed: ...")
+# -- analyse: bytes to articles (CPU-bound, run off the event loop) ----------------------------
 
 
 def analyse(
@@ -86,22 +94,6 @@ def _analyse(
     return got, parsed.warning
 
 
-@dataclass(frozen=True, slots=True)
-class Analysed:
-    """A changed body's new or changed articles, the (key, hash) of the items to record as
-    processed, how many items were skipped as unchanged since their last processing, and the
-    items of those analysed that were not kept, by reason (normalize.to_articles); `warning`:
-    what was wrong with the body, though its items could be read (parse.ParsedFeed)."""
-
-    articles: list[Article]
-    items: tuple[tuple[str, str], ...] = ()
-    skipped: int = 0
-    skipped_items: tuple[tuple[str, int], ...] = ()
-    warning: str = ""
-    listed: tuple[str, ...] = ()  # every item key the body lists (kept as "seen" while listed)
-    reseen: frozenset[str] = frozenset()  # URLs of articles from items processed before
-
-
 def analyse_items(
     body: bytes,
     source: Source,
@@ -109,11 +101,12 @@ def analyse_items(
     url: str,
     charset: str | None,
     now: datetime,
-    seen: Mapping[str, str],
+    processed: Mapping[str, str],
 ) -> Analysed:
-    """`analyse`, minus the items whose hash (parse.scan_items) equals the one recorded when they
-    were last processed: those skip normalizing, rule matching and story work. An item key that
-    occurs twice is never skipped. When lxml cannot pre-scan the body, everything is analysed."""
+    """`analyse`, minus the items whose hash (parse.scan_items) equals the one in `processed`
+    (item key -> hash recorded when the item was last processed): those skip normalizing, rule
+    matching and story work. An item key that occurs twice is never skipped. When lxml cannot
+    pre-scan the body, everything is analysed."""
     scanned = (
         scan_items(body, url=url, context=source.language or "") if source.kind != "html" else None
     )
@@ -122,7 +115,9 @@ def analyse_items(
         return Analysed(got.articles, skipped_items=got.skipped, warning=warning)
     counts = Counter(key for key, _ in scanned)
     listed = tuple(counts)
-    skip = frozenset(key for key, digest in scanned if counts[key] == 1 and seen.get(key) == digest)
+    skip = frozenset(
+        key for key, digest in scanned if counts[key] == 1 and processed.get(key) == digest
+    )
     items = tuple((key, digest) for key, digest in scanned if key not in skip)
     if not items:
         return Analysed([], (), len(skip), listed=listed)
@@ -132,9 +127,17 @@ def analyse_items(
     else:
         parsed = parse_feed(body, url=url, charset=charset)
     got = to_articles(
-        parsed.entries, source=source, feed_language=parsed.language, now=now, skip=skip, seen=seen
+        parsed.entries,
+        source=source,
+        feed_language=parsed.language,
+        now=now,
+        skip=skip,
+        seen=processed,
     )
     return Analysed(got.articles, items, len(skip), got.skipped, parsed.warning, listed, got.reseen)
+
+
+# -- the poll ----------------------------------------------------------------------------------
 
 
 async def poll_source(
@@ -149,6 +152,7 @@ async def poll_source(
     window: float = 72 * 3600.0,
     lexicon: Lexicon | None = None,
     writes: Writes | None = None,
+    fulltext: FullText | None = None,
 ) -> PollResult:
     """Poll one source once. Every outcome, failures included, is recorded in the store.
 
@@ -158,6 +162,8 @@ async def poll_source(
     the decisions cannot race. `lexicon` (default: the shipped one) joins words of several
     languages for story grouping. `writes` runs the store's writes (default: here, on `store`;
     the daemon passes its writer thread, so a big save never blocks the event loop).
+    `fulltext` fetches article pages for `fetch_article` sources; pass the same one to every
+    poll, since it caches robots.txt (default: a new one for this poll).
     """
     writes = writes or Direct(store)
     state = store.source_state(source.name)
@@ -170,111 +176,159 @@ async def poll_source(
         )
     except FetchError as exc:
         errors = state.consecutive_errors
-        return await _failed(writes, source, errors, str(exc), now, exc.retry_after)
-
+        return await poll_failed(writes, source, str(exc), now, errors, exc.retry_after)
     next_poll = schedule.after_success(source.interval, now, jitter=jitter())
+    update = _SourceUpdate(writes, source, fetched, now, next_poll)
+    if fetched.not_modified or fetched.body_hash == state.body_hash:
+        await update.unchanged()
+        return PollResult(source.name, "not_modified" if fetched.not_modified else "unchanged")
+    try:
+        analysed = await _analyse_changed(fetched, source, store, now)
+    except ParseError as exc:
+        return await poll_failed(writes, source, f"parse: {exc}", now, state.consecutive_errors)
+    if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
+        await update.unchanged(analysed.warning)
+        await writes.call("still_listed", source.name, analysed.listed, now)
+        return PollResult(source.name, "unchanged")
+    stored = store.known(analysed.articles)
+    if _may_have_gap(analysed, stored) and store.has_articles(source.name):
+        # every item is new on a feed we know: items may have scrolled off unseen, look sooner
+        update.next_poll = schedule.after_success(source.interval, now, jitter=jitter(), gap=True)
+    full = fulltext or FullText()
+    articles = await _enrich_fresh(analysed.articles, stored, full, fetcher, source, now)
+    wanted = candidates(articles, stored, analysed.reseen, rules, lexicon)
+    saved = await update.save(wanted, analysed, plan=plan, window=window)
+    return _result(source.name, saved, wanted, analysed, store)
 
-    async def unchanged(warning: str | None = None) -> None:
+
+@dataclass(slots=True)
+class _SourceUpdate:
+    """What a successful fetch writes back to the source's row, whatever the body held: when
+    to poll next, and the validators (ETag, Last-Modified, body hash) that let the next poll
+    skip an unchanged body."""
+
+    writes: Writes
+    source: Source
+    fetched: Fetched
+    now: datetime
+    next_poll: datetime
+
+    def _validators(self) -> dict[str, Any]:
+        f = self.fetched
+        return {
+            "url": self.source.shown_url,
+            "etag": f.etag,
+            "last_modified": f.last_modified,
+            "body_hash": f.body_hash,
+        }
+
+    async def unchanged(self, warning: str | None = None) -> None:
         """`warning` None: the body was not read again, so its last warning stands."""
-        await writes.call(
+        await self.writes.call(
             "record_unchanged",
-            source.name,
-            now,
-            next_poll,
-            url=source.shown_url,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
-            body_hash=fetched.body_hash,
+            self.source.name,
+            self.now,
+            self.next_poll,
+            **self._validators(),
             warning=warning,
         )
 
-    if fetched.not_modified or fetched.body_hash == state.body_hash:
-        await unchanged()
-        return PollResult(source.name, "not_modified" if fetched.not_modified else "unchanged")
-
-    seen = store.item_hashes(source.name) if source.kind != "html" else {}
-    try:
-        analysed = await asyncio.to_thread(
-            analyse_items,
-            fetched.body,
-            source,
-            url=fetched.url,
-            charset=fetched.charset,
-            now=now,
-            seen=seen,
+    async def save(
+        self,
+        wanted: Sequence[Candidate],
+        analysed: Analysed,
+        *,
+        plan: Callable[..., Sequence[Alert]] | None,
+        window: float,
+    ) -> Saved:
+        """The poll's one transaction: articles, matches, alerts, items and the source row."""
+        return await self.writes.call(
+            "save_poll",
+            self.source.name,
+            wanted,
+            self.now,
+            self.next_poll,
+            **self._validators(),
+            plan=plan,
+            window=window,
+            items=analysed.items,
+            listed=analysed.listed,
+            skipped=analysed.skipped_items,
+            warning=analysed.warning,
         )
-    except ParseError as exc:
-        errors = state.consecutive_errors
-        return await _failed(writes, source, errors, f"parse: {exc}", now, None)
-    if not analysed.items and analysed.skipped:  # a changed body, but not one changed item
-        await unchanged(analysed.warning)
-        await writes.call("still_listed", source.name, analysed.listed, now)
-        return PollResult(source.name, "unchanged")
 
-    articles = analysed.articles
-    known = store.known(articles)
-    gap = len(articles) > 1 and not known and not analysed.skipped
-    if gap and store.has_articles(source.name):
-        # every item is new on a feed we know: items may have scrolled off unseen, look sooner
-        next_poll = schedule.after_success(source.interval, now, jitter=jitter(), gap=True)
-    if source.fetch_article:
-        fresh = [a for a in articles if a.url not in known and has_link(a)]
-        if fresh:
-            full = await enrich(fresh, fetcher=fetcher, source=source, now=now)
-            by_url = {a.url: a for a in full}
-            articles = [by_url.get(a.url, a) for a in articles]
-    candidates = []
+
+async def _analyse_changed(
+    fetched: Fetched, source: Source, store: Store, now: datetime
+) -> Analysed:
+    """A changed body's articles, off the event loop; a feed's items processed before with the
+    same hash are skipped (a listing page has no item keys to compare)."""
+    processed = store.item_hashes(source.name) if source.kind != "html" else {}
+    return await asyncio.to_thread(
+        analyse_items,
+        fetched.body,
+        source,
+        url=fetched.url,
+        charset=fetched.charset,
+        now=now,
+        processed=processed,
+    )
+
+
+def _may_have_gap(analysed: Analysed, stored: Mapping[str, Known]) -> bool:
+    """Every item of a multi-item body is new: some may have scrolled off between polls."""
+    return len(analysed.articles) > 1 and not stored and not analysed.skipped
+
+
+async def _enrich_fresh(
+    articles: list[Article],
+    stored: Mapping[str, Known],
+    fulltext: FullText,
+    fetcher: Fetcher,
+    source: Source,
+    now: datetime,
+) -> list[Article]:
+    """With `fetch_article`, new linked articles get their page's full text."""
+    if not source.fetch_article:
+        return articles
+    fresh = [a for a in articles if a.url not in stored and has_link(a)]
+    if not fresh:
+        return articles
+    full = await fulltext.enrich(fresh, fetcher=fetcher, source=source, now=now)
+    by_url = {a.url: a for a in full}
+    return [by_url.get(a.url, a) for a in articles]
+
+
+def candidates(
+    articles: Sequence[Article],
+    stored: Mapping[str, Known],
+    reseen: frozenset[str],
+    rules: RuleSet,
+    lexicon: Lexicon | None = None,
+) -> list[Candidate]:
+    """The articles worth storing, each with the rules it matches (pure). An article stored
+    already, from this source and unchanged, is left out; `reseen`: URLs of articles whose
+    item was processed before (Analysed.reseen)."""
+    wanted = []
     for article in articles:
-        stored = known.get(article.url)
+        known = stored.get(article.url)
         if (
-            stored is not None
-            and stored.source == article.source  # another source's item: a copy to record
-            and stored.title == article.title
-            and stored.fingerprint == article.fingerprint
+            known is not None
+            and known.source == article.source  # another source's item: a copy to record
+            and known.title == article.title
+            and known.fingerprint == article.fingerprint
         ):
             continue  # nothing new about it
         matches = tuple(rules.match(Document.from_article(article)))
-        if stored is None and article.url in analysed.reseen:
+        if known is None and article.url in reseen:
             # its item was processed before and is still listed; retention deleted its row:
             # stored again, but never alerted twice
             matches = ()
-        candidates.append(_candidate(article, matches, lexicon or default_lexicon()))
-    saved = await writes.call(
-        "save_poll",
-        source.name,
-        candidates,
-        now,
-        next_poll,
-        url=source.shown_url,
-        etag=fetched.etag,
-        last_modified=fetched.last_modified,
-        body_hash=fetched.body_hash,
-        plan=plan,
-        window=window,
-        items=analysed.items,
-        listed=analysed.listed,
-        skipped=analysed.skipped_items,
-        warning=analysed.warning,
-    )
-    by_id = {c.article.url: c.article for c in candidates}
-    found = []
-    for article_id, match in saved.new_matches:
-        article = store.article(article_id)
-        if article is not None:
-            found.append(Found(article_id, by_id.get(article.url, article), match))
-    outcome: Outcome = "new" if saved.new_ids or saved.edited_ids else "unchanged"
-    return PollResult(
-        source.name,
-        outcome,
-        len(saved.new_ids),
-        len(saved.edited_ids),
-        tuple(found),
-        skipped_items=analysed.skipped_items,
-        warning=analysed.warning,
-    )
+        wanted.append(candidate(article, matches, lexicon or default_lexicon()))
+    return wanted
 
 
-def _candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -> Candidate:
+def candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -> Candidate:
     """Every article gets its title + lead sketch (for copies) and its weighted terms: all
     articles count in the window's word frequencies, though only matched ones join stories."""
     lead = terms.lead_text(article.summary, article.text)
@@ -292,40 +346,40 @@ def _candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -
     )  # fmt: skip
 
 
-async def _failed(
+def _result(
+    source: str, saved: Saved, wanted: Sequence[Candidate], analysed: Analysed, store: Store
+) -> PollResult:
+    """The poll's summary; each new match with the article as this poll read it."""
+    by_url = {c.article.url: c.article for c in wanted}
+    found = []
+    for article_id, match in saved.new_matches:
+        article = store.article(article_id)
+        if article is not None:
+            found.append(Found(article_id, by_url.get(article.url, article), match))
+    outcome: Outcome = "new" if saved.new_ids or saved.edited_ids else "unchanged"
+    return PollResult(
+        source,
+        outcome,
+        len(saved.new_ids),
+        len(saved.edited_ids),
+        tuple(found),
+        skipped_items=analysed.skipped_items,
+        warning=analysed.warning,
+    )
+
+
+async def poll_failed(
     writes: Writes,
     source: Source,
-    previous_errors: int,
     error: str,
     now: datetime,
-    retry_after: float | None,
+    previous_errors: int,
+    retry_after: float | None = None,
 ) -> PollResult:
+    """Record a failed poll (the one failure recorder): the error, and the next try after an
+    exponential backoff that honours the server's Retry-After."""
     next_poll = schedule.after_failure(
         source.interval, previous_errors + 1, now, retry_after=retry_after
     )
     await writes.call("record_failure", source.name, error, now, next_poll, source.shown_url)
     return PollResult(source.name, "error", error=error)
-
-
-async def poll_all(
-    sources: Sequence[Source],
-    *,
-    fetcher: Fetcher,
-    store: Store,
-    rules: RuleSet,
-    now: Callable[[], datetime],
-    on_done: Callable[[PollResult], None] | None = None,
-) -> list[PollResult]:
-    """Poll every source concurrently (the fetcher enforces global and per-host limits)."""
-
-    async def one(source: Source) -> PollResult:
-        try:
-            result = await poll_source(source, fetcher=fetcher, store=store, rules=rules, now=now())
-        except Exception as exc:  # one bad source must never stop the others
-            error = f"internal error: {exc!r}"
-            result = await _failed(Direct(store), source, 0, error, now(), None)
-        if on_done is not None:
-            on_done(result)
-        return result
-
-    return list(await asyncio.gather(*(one(s) for s in sources if s.enabled)))

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from monitor.alerts.plan import _clean, _h, _md, format_time
+from monitor.alerts.escape import clean, escape_html, escape_markdown
+from monitor.alerts.render import format_time
 from monitor.models import Alert, Message
 from monitor.secrets import mask
 
@@ -55,7 +56,7 @@ def _malformed(h: Health) -> bool:
 
 def _problem(h: Health) -> str:
     """What is wrong, cleaned and masked: a malformed feed's warning, else the last error."""
-    return mask(_clean(h.warning if _malformed(h) else h.last_error or "unknown error"))
+    return mask(clean(h.warning if _malformed(h) else h.last_error or "unknown error"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,13 +159,13 @@ def health_alert(
             what = "no successful poll since" if health.last_success else "never polled OK, added"
             lead = f"{name} is down: {what} {when} ({health.consecutive_errors} failures in a row)."
         text = f"{lead}\nLast error: {error}\n{mask(health.url)}"
-        markdown = f"{_md(lead)}\n\nLast error: {_md(error)}"
-        html = f"<p>{_h(lead)}</p><p>Last error: {_h(error)}</p>"
+        markdown = f"{escape_markdown(lead)}\n\nLast error: {escape_markdown(error)}"
+        html = f"<p>{escape_html(lead)}</p><p>Last error: {escape_html(error)}</p>"
     else:
         title = f"news-monitor: source {name} recovered"
         ok = format_time(health.last_success, timezone)
         lead = f"{name} recovered: polled OK at {ok}, after no success since {when}."
-        text, markdown, html = lead, _md(lead), f"<p>{_h(lead)}</p>"
+        text, markdown, html = lead, escape_markdown(lead), f"<p>{escape_html(lead)}</p>"
     return Alert(
         key=episode_key(change.kind, name, change.since),
         rule=HEALTH_RULE,

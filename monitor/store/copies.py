@@ -9,8 +9,9 @@ from array import array
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.models import Article, Candidate, Known
-from monitor.store.rows import most_shared, ts
+from monitor.models import Article, Candidate, CopyOf, Known
+from monitor.store.rows import most_shared
+from monitor.store.times import ts
 from monitor.stories import copies
 
 CANDIDATES = 20  # sketches compared with a new one, those sharing the most index keys first
@@ -88,8 +89,8 @@ def check_copy(
     known: Known | None,
     now: datetime,
     since: datetime,
-) -> int | None:
-    """The original's id if the candidate is a copy (recorded now: > 0; earlier: 0), else None.
+) -> CopyOf | None:
+    """The original the candidate is a copy of (recorded now, or by an earlier poll), else None.
 
     `known` is the stored article with the candidate's URL or GUID, if any: from another
     source it is the original of a copy; from the same source it is the same article.
@@ -98,16 +99,16 @@ def check_copy(
     if known is not None:
         if known.source == article.source:
             return None
-        return known.id if record_copy(conn, known.id, article, "url", 1.0, now) else 0
-    if copy_of(conn, article) is not None:
-        return 0
+        return CopyOf(known.id, new=record_copy(conn, known.id, article, "url", 1.0, now))
+    if (original := copy_of(conn, article)) is not None:
+        return CopyOf(original, new=False)
     # the similarity lookup only pays for articles some rule matched: a copy nobody is alerted
     # about costs nothing if it is stored as an article of its own
     found = find_copy(conn, article, candidate.sketch if candidate.matches else (), since)
     if found is None:
         return None
     record_copy(conn, found[0], article, found[1], found[2], now)
-    return found[0]
+    return CopyOf(found[0], new=True)
 
 
 def copy_of(conn: sqlite3.Connection, article: Article) -> int | None:

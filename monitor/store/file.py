@@ -1,8 +1,8 @@
 """The database file itself: opening it to write or only to read, migrating it when several
 processes start at once, and noticing when it is deleted or replaced under a running process.
 
-Why apart from store.py: these are the file's troubles (permissions, concurrent creation, an
-operator moving files), not the data's; the Store keeps the SQL and asks here.
+Why apart from the store's parts: these are the file's troubles (permissions, concurrent
+creation, an operator moving files), not the data's; the parts keep the SQL and ask here.
 """
 
 from __future__ import annotations

@@ -1,30 +1,35 @@
-"""Rows <-> plain data for the store modules: time text, article rows, outbox inserts.
+"""Rows <-> plain data for the store's parts: article rows, matches, outbox inserts, item
+hashes, facts, and the shared "most shared keys" lookup.
 
-Split out of store.py so each store module stays small; every function runs inside the
-caller's transaction and holds no state.
+Every function runs inside the caller's transaction (or read) and holds no state; the parts
+(sources.py, articles.py, polls.py, ...) call them so that each statement is written once.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
-from monitor.models import Alert, Article
+from monitor.models import Alert, Article, Fact, FactKind, Known, Match
+from monitor.store.times import from_ts, ts
+from monitor.stories.terms import NAME, NUMBER, QUOTE
 
-
-def ts(value: datetime | None) -> str | None:
-    """A datetime as fixed-format UTC text (sortable); None stays None."""
-    if value is None:
-        return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+_FACT_KINDS: dict[str, FactKind] = {QUOTE: "quote", NUMBER: "number", NAME: "name"}
 
 
-def from_ts(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    # fromisoformat reads our fixed format (Z suffix included) at a tenth of strptime's cost
-    return datetime.fromisoformat(value).astimezone(UTC)
+def fact(term: str) -> Fact:
+    """A fact as stored (its term: `@draghi`, `#1400`, `"quoted words`) as the named type; a
+    fact of a database older than schema v6 (`e:...`) stays whole."""
+    kind = _FACT_KINDS.get(term[:1])
+    return Fact(kind, term[1:]) if kind is not None else Fact("legacy", term)
+
+
+def global_guid(guid: str) -> bool:
+    """Does this GUID look globally unique (URL, URN, tag:)? Only then is it trusted across
+    sources; a bare number is only unique within its own source."""
+    return ":" in guid or "/" in guid
 
 
 def insert_article(conn: sqlite3.Connection, article: Article) -> int:
@@ -94,6 +99,15 @@ def insert_alerts(conn: sqlite3.Connection, alerts: Sequence[Alert], now: dateti
     return added
 
 
+def insert_match(conn: sqlite3.Connection, article_id: int, match: Match, now: datetime) -> bool:
+    """Record that a rule matched an article; False if it was recorded before (a replay)."""
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO matches (article_id, rule, terms, matched_at) VALUES (?, ?, ?, ?)",
+        (article_id, match.rule, json.dumps(list(match.terms)), ts(now)),
+    )
+    return cur.rowcount == 1
+
+
 _FIELDS = [
     "source",
     "guid",
@@ -107,11 +121,12 @@ _FIELDS = [
     "author",
     "fingerprint",
 ]
-_ARTICLE_COLUMNS = ", ".join(_FIELDS)
-_ARTICLE_COLUMNS_A = ", ".join(f"a.{f}" for f in _FIELDS)
+ARTICLE_COLUMNS = ", ".join(_FIELDS)
+ARTICLE_COLUMNS_A = ", ".join(f"a.{f}" for f in _FIELDS)  # the same, of `articles a`
 
 
-def _article(row: Sequence) -> Article:
+def article_from_row(row: Sequence) -> Article:
+    """An Article from the ARTICLE_COLUMNS of a row."""
     values = dict(zip(_FIELDS, row, strict=True))
     values["published"] = from_ts(values["published"])
     values["first_seen"] = from_ts(values["first_seen"])
@@ -128,11 +143,30 @@ def _select_in(
         yield from conn.execute(sql.format(",".join("?" * len(chunk))), (*params, *chunk))
 
 
-def known_rows(conn: sqlite3.Connection, articles: Sequence[Article]) -> dict[str, tuple]:
-    """(id, source, title, fingerprint) of the stored article each candidate URL is, batched,
-    with Store._find's precedence: a recorded copy (reported as unchanged), else the same URL,
-    else the same GUID (lowest id, as `LIMIT 1` on the guid index). A GUID is trusted across
-    sources only when it looks globally unique (URL, URN, tag:)."""
+def find_known(conn: sqlite3.Connection, article: Article) -> Known | None:
+    """The stored article with this article's URL, else its GUID (see global_guid)."""
+    row = conn.execute(
+        "SELECT id, source, title, fingerprint FROM articles WHERE url = ?", (article.url,)
+    ).fetchone()
+    if row is None and article.guid and article.guid != article.url:
+        if global_guid(article.guid):
+            row = conn.execute(
+                "SELECT id, source, title, fingerprint FROM articles WHERE guid = ? LIMIT 1",
+                (article.guid,),
+            ).fetchone()
+        else:
+            row = conn.execute(
+                "SELECT id, source, title, fingerprint FROM articles "
+                "WHERE guid = ? AND source = ? LIMIT 1",
+                (article.guid, article.source),
+            ).fetchone()
+    return Known(*row) if row else None
+
+
+def known_rows(conn: sqlite3.Connection, articles: Sequence[Article]) -> dict[str, Known]:
+    """The stored article (or recorded copy) each candidate URL is, batched,
+    with find_known's precedence: a recorded copy (reported as unchanged), else the same URL,
+    else the same GUID (lowest id, as `LIMIT 1` on the guid index; see global_guid)."""
     copies: dict[tuple[str, str], int] = {}
     for source in {a.source for a in articles}:
         urls = [a.url for a in articles if a.source == source]
@@ -146,20 +180,20 @@ def known_rows(conn: sqlite3.Connection, articles: Sequence[Article]) -> dict[st
     sql = "SELECT guid, id, source, title, fingerprint FROM articles WHERE guid IN ({}) ORDER BY id"
     for row in _select_in(conn, sql, (), guids):
         by_guid.setdefault(row[0], []).append(row[1:])
-    found: dict[str, tuple] = {}
+    found: dict[str, Known] = {}
     for article in articles:
         original = copies.get((article.source, article.url))
         if original is not None:
-            found[article.url] = (original, article.source, article.title, article.fingerprint)
+            found[article.url] = Known(original, article.source, article.title, article.fingerprint)
             continue
         row = by_url.get(article.url)
         if row is None and article.guid and article.guid != article.url:
             rows = by_guid.get(article.guid, [])
-            if not (":" in article.guid or "/" in article.guid):
+            if not global_guid(article.guid):
                 rows = [r for r in rows if r[1] == article.source]
             row = rows[0] if rows else None
         if row is not None:
-            found[article.url] = row
+            found[article.url] = Known(*row)
     return found
 
 

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from monitor.store.times import SQL_NOW, ts
+
 
 def _v1_foundation(db: sqlite_utils.Database) -> None:
     db["sources"].create(
@@ -123,7 +125,7 @@ def _v2_outbox(db: sqlite_utils.Database) -> None:
 
 
 def _v3_stories(db: sqlite_utils.Database) -> None:
-    """Copies, similarity sketches and stories (see monitor/stories/ and store_stories.py).
+    """Copies, similarity sketches and stories (see monitor/stories/ and store/stories.py).
 
     `signatures`, `sig_keys` and `story_keys` hold the window only (pruned as it moves);
     `copies`, `stories`, `story_articles` and `story_alerts` are history.
@@ -179,15 +181,15 @@ def _v3_stories(db: sqlite_utils.Database) -> None:
 
 def _v4_source_health(db: sqlite_utils.Database) -> None:
     """When each source was added (a source that never succeeded is down `failing_after` past
-    it) and the down episode already announced (see monitor/source_health.py)."""
+    it) and the down episode already announced (see monitor/service/source_health.py)."""
     db["sources"].add_column("added_at", str)
     db["sources"].add_column("down_since", str)
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    now = ts(datetime.now(UTC))
     db.execute("UPDATE sources SET added_at = ?", (now,))  # unknown before: count from now
     db.execute(
         "CREATE TRIGGER sources_added AFTER INSERT ON sources WHEN NEW.added_at IS NULL BEGIN "
-        "UPDATE sources SET added_at = COALESCE(NEW.next_poll, "
-        "strftime('%Y-%m-%dT%H:%M:%f000Z', 'now')) WHERE name = NEW.name; END"
+        f"UPDATE sources SET added_at = COALESCE(NEW.next_poll, {SQL_NOW}) "
+        "WHERE name = NEW.name; END"
     )
     db["outbox"].create_index(["created_at"])  # history retention deletes by age
 
@@ -195,7 +197,7 @@ def _v4_source_health(db: sqlite_utils.Database) -> None:
 def _v5_item_hashes(db: sqlite_utils.Database) -> None:
     """A hash of each feed item as last processed, per source: an unchanged item in a changed
     body skips normalizing, matching and story work (pipeline.analyse_items). Pruned by age
-    with the articles (Store.prune)."""
+    with the articles (SqliteStore.prune)."""
     db["item_hashes"].create(
         {"source": str, "item_key": str, "item_hash": str, "seen_at": str},
         pk=("source", "item_key"),
@@ -204,7 +206,7 @@ def _v5_item_hashes(db: sqlite_utils.Database) -> None:
 
 
 def _v6_story_terms(db: sqlite_utils.Database) -> None:
-    """Stories by text similarity (monitor/stories/grouping.py, store_stories.py).
+    """Stories by text similarity (monitor/stories/grouping.py, store/stories.py).
 
     Each grouped article keeps its idf-weighted terms, language and join score while it is in the
     window; `term_df` and `window_docs` count the window's articles per term and 6-hour bucket
@@ -255,7 +257,7 @@ def _v8_source_warning(db: sqlite_utils.Database) -> None:
 
 def _v9_listed_items(db: sqlite_utils.Database) -> None:
     """When each item was last listed by its source: "seen" keys of items still in their feed
-    outlive retention, so such an item never alerts twice (store_rows.prune_unlisted)."""
+    outlive retention, so such an item never alerts twice (store/rows.py prune_unlisted)."""
     db["item_hashes"].add_column("listed_at", str)
     db.execute("UPDATE item_hashes SET listed_at = seen_at")
     db["item_hashes"].create_index(["source", "listed_at"])

@@ -1,4 +1,4 @@
-"""SQL for stories; called by store.py inside its transactions.
+"""SQL for stories; called inside the store's transactions (polls.py) and by its story reads.
 
 The decisions (which story, is it news) are monitor/stories' pure functions; this module reads
 what they need from the window and writes the outcome. Window tables stay small and indexed:
@@ -24,8 +24,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from monitor.models import Alert, Article, Candidate, Match
-from monitor.store.rows import from_ts, most_shared, ts
+from monitor.models import Alert, Article, Candidate, Fact, Match, SentAlert, StoryContext
+from monitor.store.rows import fact, most_shared
+from monitor.store.times import from_ts, ts
 from monitor.stories import developments, grouping
 from monitor.stories.terms import is_fact
 
@@ -33,11 +34,11 @@ BUCKET = timedelta(hours=6)  # granularity of the window's document frequencies
 CANDIDATES = 15  # stories compared with each article, the most term-sharing first
 PER_TERM = 40  # stories one term can bring to the comparison, the most recently filed first
 FACTS_CAP = 200  # facts a story remembers (the rarest kept)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before every stored time
 
 
 def _bucket(at: datetime) -> int:
-    return int((at - _EPOCH) / BUCKET)
+    return int((at - EPOCH) / BUCKET)
 
 
 def _marks(values: Sequence[object]) -> str:
@@ -310,9 +311,7 @@ def plan_match(
     return planned
 
 
-def story_context(
-    conn: sqlite3.Connection, article_id: int, rule: str
-) -> developments.StoryContext | None:
+def story_context(conn: sqlite3.Connection, article_id: int, rule: str) -> StoryContext | None:
     """The story of a stored article as alert planning needs it, or None if it has none."""
     row = conn.execute(
         "SELECT story_id, score, vector FROM story_articles WHERE article_id = ?", (article_id,)
@@ -321,13 +320,13 @@ def story_context(
         return None
     story_id, score, vector = int(row[0]), float(row[1] or 0.0), json.loads(row[2] or "{}")
     sent = tuple(
-        developments.SentAlert(int(n), int(by), from_ts(at) or _EPOCH)
+        SentAlert(int(n), int(by), from_ts(at) or EPOCH)
         for n, by, at in conn.execute(
             "SELECT n, article_id, at FROM story_alerts WHERE story_id = ? AND rule = ? ORDER BY n",
             (story_id, rule),
         )
     )
-    return developments.StoryContext(
+    return StoryContext(
         story_id=story_id,
         sent=sent,
         fresh=_untold(conn, story_id, article_id, sent),
@@ -356,26 +355,23 @@ def story_outlets(conn: sqlite3.Connection, story_id: int) -> tuple[str, ...]:
 
 
 def _untold(
-    conn: sqlite3.Connection,
-    story_id: int,
-    article_id: int,
-    sent: tuple[developments.SentAlert, ...],
-) -> dict[str, float]:
+    conn: sqlite3.Connection, story_id: int, article_id: int, sent: tuple[SentAlert, ...]
+) -> dict[Fact, float]:
     """New facts since the rule's last alert of the story: a development held back by the
     cooldown is still news for the next article after it."""
-    after = ts(max((s.at for s in sent), default=_EPOCH))
+    after = ts(max((s.at for s in sent), default=EPOCH))
     untold: dict[str, float] = {}
     for (fresh,) in conn.execute(
         "SELECT fresh FROM story_articles WHERE story_id = ? AND (at > ? OR article_id = ?)",
         (story_id, after, article_id),
     ):
-        for fact, weight in json.loads(fresh or "{}").items():
-            untold[fact] = max(weight, untold.get(fact, 0.0))
-    return untold
+        for term, weight in json.loads(fresh or "{}").items():
+            untold[term] = max(weight, untold.get(term, 0.0))
+    return {fact(term): weight for term, weight in untold.items()}
 
 
 def _novelty(
-    conn: sqlite3.Connection, vector: Mapping[str, float], sent: Sequence[developments.SentAlert]
+    conn: sqlite3.Connection, vector: Mapping[str, float], sent: Sequence[SentAlert]
 ) -> float:
     """1 - the best cosine between this article and the ones that already alerted."""
     ids = [s.article_id for s in sent]
@@ -394,7 +390,7 @@ def _novelty(
 
 def record_story_alert(
     conn: sqlite3.Connection,
-    ctx: developments.StoryContext,
+    ctx: StoryContext,
     rule: str,
     article_id: int,
     now: datetime,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.store.sqlite import Store
+from monitor.store import Store, open_store
 
 __all__ = ["Writer"]
 
@@ -31,8 +31,8 @@ _STOP = object()
 class Writer:
     """Runs `Store` methods on a dedicated thread; `await writer.call("save_poll", ...)`."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
-        self._path, self._timeout = Path(path), timeout
+    def __init__(self, database: str | Path, *, timeout: float = 30.0) -> None:
+        self._database, self._timeout = database, timeout
         self._jobs: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._count = threading.Lock()
@@ -63,7 +63,7 @@ class Writer:
         while (job := self._jobs.get()) is not _STOP:
             method, args, kwargs, loop, future = job
             try:
-                store = store or Store(self._path, timeout=self._timeout)
+                store = store or open_store(self._database, timeout=self._timeout)
                 outcome: tuple[Callable[..., Any], Any] = (
                     _set_result, getattr(store, method)(*args, **kwargs)
                 )  # fmt: skip

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from monitor.stories.terms import lead_text, stop_words
+from monitor.stories.language import stop_words
+from monitor.stories.terms import lead_text
 from monitor.text import words
 
 K = 64  # sketch size (smallest shingle hashes kept)

@@ -18,10 +18,9 @@ passes every fact added since the last alert (`StoryContext.fresh`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from monitor.stories.terms import NAME, NUMBER, QUOTE
+from monitor.models import Fact, StoryContext
 
 OPENING = "first report"  # why a story's first alert went
 NEW_FACTS = 2.0  # summed weight of new names/numbers that makes a development
@@ -35,32 +34,6 @@ SHOWN_FACTS = 6  # at most this many new facts named in a follow-up's "what is n
 def fact_weight(idf: float) -> float:
     """How much one new name or number counts towards a development (rare ones count fully)."""
     return min(1.0, max(0.0, idf - 1.0) / (RARE - 1.0))
-
-
-@dataclass(frozen=True, slots=True)
-class SentAlert:
-    """An alert the story already sent for a rule: n = 0 opened it, n > 0 is a follow-up."""
-
-    n: int
-    article_id: int
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StoryContext:
-    """An article's story as alert planning needs it (built by the store inside the poll).
-
-    `fresh` maps each fact added since the rule's last alert to its weight; `novelty` is
-    1 - the article's best cosine with the articles that alerted; `score` its join score
-    (0 for the article that opened the story); `outlets` the story's other sources and copies.
-    """
-
-    story_id: int
-    sent: tuple[SentAlert, ...] = ()
-    fresh: Mapping[str, float] = field(default_factory=dict)
-    novelty: float = 0.0
-    score: float = 0.0
-    outlets: tuple[str, ...] = ()
 
 
 def doubtful(ctx: StoryContext) -> bool:
@@ -79,19 +52,20 @@ def development(ctx: StoryContext) -> str | None:
     return None
 
 
-def describe(fresh: Mapping[str, float]) -> str:
+def describe(fresh: Mapping[Fact, float]) -> str:
     """The heaviest new facts, readable: `Hamilton, Verstappen, 100`."""
     shown = sorted(fresh.items(), key=lambda fw: (-fw[1], fw[0]))[:SHOWN_FACTS]
     return ", ".join(readable(f) for f, _w in shown)
 
 
-def readable(fact: str) -> str:
-    """A fact as a reader would write it: `@sturgeon` -> `Sturgeon`, `#1400` -> `1400`."""
-    if fact.startswith(NAME):
-        return fact[1:].title()
-    if fact.startswith(QUOTE):
-        return f"«{fact[1:]}…»"
-    return fact.removeprefix(NUMBER)
+def readable(fact: Fact) -> str:
+    """A fact as a reader would write it: the name `sturgeon` -> `Sturgeon`, a quotation in
+    guillemets; numbers (and facts of old databases) as they are."""
+    if fact.kind == "name":
+        return fact.text.title()
+    if fact.kind == "quote":
+        return f"«{fact.text}…»"
+    return fact.text
 
 
 def story_alert(

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from monitor.errors import ConfigError
+from monitor.stories.language import stem
 from monitor.text import fold
 
 __all__ = ["Lexicon", "default_lexicon", "load_lexicon", "parse_lexicon"]
@@ -44,7 +45,6 @@ class Lexicon:
 
 def parse_lexicon(text: str, origin: str = "lexicon") -> Lexicon:
     """Read a lexicon file's text; a malformed row raises ConfigError naming file and line."""
-    from monitor.stories.terms import stem  # terms imports this module for the Lexicon type
 
     rows = _rows(text)
     if not rows:

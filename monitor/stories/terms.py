@@ -25,11 +25,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
-from functools import lru_cache
 
-import Stemmer
-import stopwordsiso
-
+from monitor.stories.language import stem, stop_words
 from monitor.stories.lexicon import Lexicon
 from monitor.text import fold, words
 
@@ -45,30 +42,6 @@ _TOKEN = re.compile(r"[^\W\d_]+-?\d+\b|\d+(?:[.,]\d+)*|[^\W\d_]+")
 _QUOTED = re.compile(r'[«“"]([^«»“”"]{12,300})[»”"]')
 _URL = re.compile(r"<?(?:https?://|www\.)\S+>?")  # a link names no event
 _SENTENCE_END = re.compile(r"[.!?:;\"«»“”(\[\n|–—-]\s*$")
-
-
-@lru_cache(maxsize=64)
-def stop_words(language: str | None) -> frozenset[str]:
-    """The folded stop words of `language` (empty when the language is unknown)."""
-    if not language or not stopwordsiso.has_lang(language):
-        return frozenset()
-    return frozenset(fold(w) for w in stopwordsiso.stopwords(language))
-
-
-@lru_cache(maxsize=64)
-def _stemmer(language: str | None) -> Stemmer.Stemmer | None:
-    if not language:
-        return None
-    try:
-        return Stemmer.Stemmer(language, 20000)
-    except KeyError:  # no Snowball stemmer for this language: words stay whole
-        return None
-
-
-def stem(word: str, language: str | None) -> str:
-    """`word` (folded) reduced to its stem for `language`; unchanged without a stemmer."""
-    stemmer = _stemmer(language)
-    return stemmer.stemWord(word) if stemmer is not None else word
 
 
 def _number(token: str) -> str:

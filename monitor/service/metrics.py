@@ -1,8 +1,10 @@
-"""Prometheus metrics for the daemon, behind plain method names.
+"""Prometheus metrics of the service, behind plain method names.
 
+In service, not runtime: the `Monitor` counts what it does (polls, alerts, sources down), and
+the daemon's HTTP endpoint (runtime/healthz.py) only serves the registry.
 Each `Metrics` owns its own `CollectorRegistry` instead of prometheus_client's global one, so
-tests and several daemons in one process never clash over metric names. The daemon calls the
-methods below; nothing else in the code base imports prometheus_client.
+tests and several daemons in one process never clash over metric names. The Monitor and the
+daemon call the methods below; nothing else in the code base imports prometheus_client.
 
 Every labelled series is created up front (at zero), so a dashboard sees `outcome="error"` before
 the first error instead of a missing series.

@@ -1,0 +1,139 @@
+"""What the rest of news-monitor asks of a store: the `Store` protocol, in domain parts.
+
+The service, the pipeline, the delivery and the CLI type against these; `SqliteStore` is the
+implementation today, and a PostgreSQL one (claims by `FOR UPDATE SKIP LOCKED`) would implement
+the same methods. Times go in and come out as aware UTC datetimes, never as stored text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Protocol, Self
+
+from monitor.models import (
+    Alert,
+    Article,
+    Candidate,
+    Delivery,
+    Known,
+    Match,
+    Message,
+    Pending,
+    Saved,
+    Source,
+    SourceState,
+    StoryRow,
+    TimelineEntry,
+    UnsentStoryAlert,
+)
+
+
+class SourceStore(Protocol):
+    """The configured sources, their polling state, leases and health."""
+
+    def sync_sources(self, sources: Sequence[Source], now: datetime) -> None: ...
+    def source_state(self, name: str) -> SourceState: ...
+    def due_sources(self, now: datetime, limit: int = 1000) -> list[str]: ...
+    def claim_source(self, name: str, now: datetime, lease_until: datetime) -> bool: ...
+    def record_failure(
+        self, name: str, error: str, now: datetime, next_poll: datetime, url: str
+    ) -> None: ...
+    def record_unchanged(
+        self,
+        name: str,
+        now: datetime,
+        next_poll: datetime,
+        *,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+        warning: str | None = None,
+    ) -> None: ...
+    def sources_health(self) -> list[dict]: ...
+    def health_rows(self) -> list[dict]: ...
+    def set_down_since(self, name: str, since: datetime | None) -> None: ...
+
+
+class ArticleStore(Protocol):
+    """Stored articles and matches, and one poll's transaction that writes them."""
+
+    def known(self, articles: Iterable[Article]) -> dict[str, Known]: ...
+    def still_listed(self, source: str, keys: Sequence[str], now: datetime) -> None: ...
+    def item_hashes(self, source: str) -> dict[str, str]: ...
+    def has_articles(self, source: str) -> bool: ...
+    def save_poll(
+        self,
+        source: str,
+        candidates: Sequence[Candidate],
+        now: datetime,
+        next_poll: datetime,
+        *,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        body_hash: str | None,
+        plan: Callable[..., Sequence[Alert]] | None = None,
+        window: float = 72 * 3600.0,
+        items: Sequence[tuple[str, str]] = (),
+        listed: Sequence[str] = (),
+        skipped: Sequence[tuple[str, int]] = (),
+        warning: str = "",
+    ) -> Saved: ...
+    def article(self, article_id: int) -> Article | None: ...
+    def articles(self, *, limit: int | None = None) -> Iterator[tuple[int, Article]]: ...
+    def count_articles(self) -> int: ...
+    def matches(self, *, limit: int = 50) -> list[tuple[int, Article, Match]]: ...
+    def match_for(self, article_id: int, rule: str) -> Match | None: ...
+    def search(self, query: str, *, limit: int = 20) -> list[tuple[int, Article, str]]: ...
+
+
+class StoryStore(Protocol):
+    """Stories as readers see them (they are written by save_poll)."""
+
+    def story_outlets(self, story_id: int) -> tuple[str, ...]: ...
+    def recent_stories(self, limit: int = 20) -> list[StoryRow]: ...
+    def story_timeline(self, story_id: int) -> list[TimelineEntry]: ...
+
+
+class OutboxStore(Protocol):
+    """Alerts waiting to be sent: claims with a lease, attempts, holds and reports."""
+
+    def add_alerts(self, alerts: Sequence[Alert], now: datetime) -> int: ...
+    def claim_alerts(
+        self, now: datetime, lease_until: datetime, limit: int = 100
+    ) -> list[Pending]: ...
+    def record_attempt(
+        self,
+        ids: Sequence[int],
+        delivery: Delivery,
+        now: datetime,
+        *,
+        retry_at: datetime | None = None,
+    ) -> None: ...
+    def postpone_alerts(self, ids: Sequence[int], until: datetime) -> None: ...
+    def release_alerts(self, ids: Sequence[int]) -> None: ...
+    def sent_since(self, channel: str, since: datetime) -> list[datetime]: ...
+    def unsent_story_alerts(self, now: datetime) -> list[UnsentStoryAlert]: ...
+    def rewrite_alert(self, outbox_id: int, message: Message) -> None: ...
+    def outbox_depth(self) -> int: ...
+    def recent_alerts(self, *, limit: int = 30, status: str | None = None) -> list[dict]: ...
+
+
+class MaintenanceStore(Protocol):
+    """Retention, compaction, the file's health, leases of dead processes, closing."""
+
+    def prune(self, before: datetime, history_before: datetime | None = None) -> int: ...
+    def file_size(self) -> int: ...
+    def compact(self, min_free: float = 0.2) -> tuple[int, int]: ...
+    def writable(self) -> bool: ...
+    def lost(self) -> str | None: ...
+    def release_leases(self) -> tuple[int, int]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class Store(SourceStore, ArticleStore, StoryStore, OutboxStore, MaintenanceStore, Protocol):
+    """Everything news-monitor stores, behind one object (see the parts above)."""

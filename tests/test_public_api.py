@@ -1,0 +1,73 @@
+"""The public face of `monitor`: exactly these names, each resolving, none loading I/O early."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import monitor
+
+PUBLIC = [
+    "Clock",
+    "Config",
+    "ConfigError",
+    "FetchError",
+    "Monitor",
+    "MonitorError",
+    "ParseError",
+    "RuleSyntaxError",
+    "StorageError",
+    "SystemClock",
+    "__version__",
+    "load_config",
+]
+HEAVY = ("aiohttp", "apprise", "apscheduler", "sqlite_utils", "prometheus_client", "feedparser")
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(monitor.__all__) == sorted(PUBLIC)
+    assert len(set(monitor.__all__)) == len(monitor.__all__)
+
+
+def test_every_public_name_resolves() -> None:
+    for name in PUBLIC:
+        assert getattr(monitor, name) is not None, name
+    assert monitor.load_config is monitor.config.loader.load
+    assert issubclass(monitor.ConfigError, monitor.MonitorError)
+    assert monitor.SystemClock().now().utcoffset() is not None  # aware, in UTC
+    assert set(PUBLIC) <= set(dir(monitor))
+
+
+def test_unknown_name_is_an_attribute_error() -> None:
+    try:
+        monitor.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("monitor.no_such_name resolved")
+
+
+def test_importing_the_package_loads_no_io_library() -> None:
+    code = (
+        "import sys, monitor, monitor.text; from monitor import __version__;"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_check_loads_no_http_client_apprise_or_scheduler(tmp_path) -> None:
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        '[monitor]\ndatabase = "m.db"\n\n[[sources]]\nname = "a"\nurl = "https://a.example/f.xml"\n'
+        '\n[[rules]]\nname = "r"\nquery = "ukraine"\n'
+    )
+    code = (
+        "import sys; from monitor.cli.commands import cli\n"
+        f"try: cli(['--config', {str(config)!r}, 'check'])\n"
+        "except SystemExit as exc: assert not exc.code, exc.code\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"
