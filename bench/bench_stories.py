@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from monitor.errors import ParseError  # noqa: E402
 from monitor.ingest.normalize import fingerprint, to_article  # noqa: E402
 from monitor.ingest.parse import parse_feed  # noqa: E402
-from monitor.models import Article, Candidate, Match, Source  # noqa: E402
+from monitor.models import Article, Candidate, GoodPoll, Match, Source, StoryView  # noqa: E402
 from monitor.service import pipeline  # noqa: E402
 from monitor.store import SqliteStore  # noqa: E402
 from monitor.store import copies as store_copies
@@ -189,10 +189,10 @@ def instrumented(cpu: Counter[str]) -> Iterator[None]:
         yield
 
 
-def all_stories(conn: Any) -> list[grouping.StoryView]:
+def all_stories(conn: Any) -> list[StoryView]:
     """Every story of the window with its centroid, as `_candidates` builds them."""
     return [
-        grouping.StoryView(int(sid), json.loads(centroid or "{}"),
+        StoryView(int(sid), json.loads(centroid or "{}"),
                            frozenset(languages.split(",")) if languages else frozenset())
         for sid, centroid, languages in conn.execute(
             "SELECT id, centroid, languages FROM stories WHERE id IN "
@@ -275,10 +275,8 @@ class Window:
             for c in batch
         ]
         t = time.process_time()
-        saved = self.store.save_poll(
-            source, batch, self.now, self.now, url=f"https://bench.example/{source}",
-            etag=None, last_modified=None, body_hash=None, window=WINDOW.total_seconds(),
-        )  # fmt: skip
+        poll = GoodPoll(source, self.now, self.now, f"https://bench.example/{source}")
+        saved = self.store.save_poll(poll, batch, window=WINDOW.total_seconds())
         cpu = time.process_time() - t
         self.stored += len(saved.new_ids)
         return cpu, len(saved.new_ids)

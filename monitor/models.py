@@ -194,6 +194,23 @@ class Candidate:
 
 
 @dataclass(frozen=True, slots=True)
+class GoodPoll:
+    """What a poll that fetched its source writes back to the source's row, whatever the body
+    held: when to poll next, the validators (ETag, Last-Modified, body hash) that let the next
+    poll skip an unchanged body, and what was wrong with the body ("malformed: ...", "" for
+    nothing; None when the body was not read again, so the last warning stands)."""
+
+    source: str
+    now: datetime
+    next_poll: datetime
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Saved:
     """What one committed poll changed: new and edited article ids, new match rows, and the
     items recognised as copies of stored articles (copy's URL, original's id)."""
@@ -362,3 +379,46 @@ class PollResult:
     error: str | None = None
     skipped_items: tuple[tuple[str, int], ...] = ()  # (reason, count): items not stored, and why
     warning: str = ""  # what was wrong with a body read all the same ("malformed: ...")
+
+
+# -- crossing packages: ingest -> service, stories -> store, delivery -> service/cli ---------
+
+
+@dataclass
+class DrainResult:
+    """What one drain of the outbox did: counts, and one line per attempt for the log."""
+
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    postponed: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """What the config says about delivery; rate limit is (messages, per seconds) per channel."""
+
+    channels: Mapping[str, str]
+    rules: Mapping[str, Rule]
+    timezone: str
+    max_attempts: int = 8
+    rate_limit: tuple[int, float] | None = (20, 600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """One feed's articles, each item once, and how many items were skipped, by reason."""
+
+    articles: list[Article]
+    skipped: tuple[tuple[str, int], ...] = ()  # (reason, count), reasons in SKIP_REASONS order
+    reseen: frozenset[str] = frozenset()  # URLs of articles whose item was processed before
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """A candidate story: its id, centroid and the languages of its articles."""
+
+    id: int
+    centroid: Mapping[str, float]
+    languages: frozenset[str] = frozenset()

@@ -18,8 +18,8 @@ import pytest
 
 from monitor.config.loader import Config, load
 from monitor.delivery import channels as notify
-from monitor.delivery.drain import LEASE, DrainResult, drain_outbox
-from monitor.models import PollResult
+from monitor.delivery.drain import LEASE, drain_outbox
+from monitor.models import DrainResult, PollResult
 from monitor.service.monitor import Monitor
 from monitor.store.times import ts
 from tests.conftest import T0, Clock

@@ -7,20 +7,8 @@ import sys
 
 import monitor
 
-PUBLIC = [
-    "Clock",
-    "Config",
-    "ConfigError",
-    "FetchError",
-    "Monitor",
-    "MonitorError",
-    "ParseError",
-    "RuleSyntaxError",
-    "StorageError",
-    "SystemClock",
-    "__version__",
-    "load_config",
-]
+PUBLIC = """Clock Config ConfigError FetchError Monitor MonitorError ParseError RuleSyntaxError
+StorageError SystemClock __version__ load_config""".split()
 HEAVY = ("aiohttp", "apprise", "apscheduler", "sqlite_utils", "prometheus_client", "feedparser")
 
 

@@ -26,7 +26,16 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from monitor.models import Alert, Article, Candidate, Delivery, Match, Message, Source
+from monitor.models import (
+    Alert,
+    Article,
+    Candidate,
+    Delivery,
+    GoodPoll,
+    Match,
+    Message,
+    Source,
+)
 from monitor.store import SqliteStore, Store, open_store
 from monitor.store.schema import MIGRATIONS
 from tests.feeds import Item, rss
@@ -40,7 +49,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
-    from monitor.models import Alert, Article, Candidate, Match, Message, Source
+    from monitor.models import Alert, Article, Candidate, GoodPoll, Match, Message, Source
     from monitor.store import SqliteStore
 
     PER_POLL = int(sys.argv[3])
@@ -63,8 +72,7 @@ WRITER = textwrap.dedent(
             )
             for j in range(PER_POLL)
         ]
-        store.save_poll("wire", candidates, now, now, url="http://wire.example/", etag=None,
-                        last_modified=None, body_hash=None, plan=plan)
+        store.save_poll(GoodPoll("wire", now, now, "http://wire.example/"), candidates, plan=plan)
         print(poll, flush=True)
         poll += 1
     """
@@ -301,8 +309,9 @@ def test_older_database_is_migrated_in_place_with_its_data(tmp_path: Path, versi
         assert store.search("ceasefire")[0][0] == 1
         store.sync_sources([Source("wire", "http://wire.example/")], now)
         article = Article("wire", "g2", "https://w.example/2", "New", first_seen=now)
-        saved = store.save_poll("wire", [Candidate(article)], now, now, url="http://wire.example/",
-                                etag=None, last_modified=None, body_hash=None)  # fmt: skip
+        saved = store.save_poll(
+            GoodPoll("wire", now, now, "http://wire.example/"), [Candidate(article)]
+        )
         assert len(saved.new_ids) == 1
         if version >= 2:
             assert [r["title"] for r in store.recent_alerts(limit=5)] == ["Old"]
@@ -333,8 +342,7 @@ def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path
             article = Article("wire", guid, f"https://w.example/{guid}", f"Item {guid}",
                               "lead " * 30, body, first_seen=old, fingerprint=guid)  # fmt: skip
             candidates.append(Candidate(article, matches))
-        store.save_poll("wire", candidates, old, old, url="http://wire.example/", etag=None,
-                        last_modified=None, body_hash=None, plan=plan)  # fmt: skip
+        store.save_poll(GoodPoll("wire", old, old, "http://wire.example/"), candidates, plan=plan)
     claimed = store.claim_alerts(now, now + timedelta(minutes=5), limit=100)
     keep_pending = next(p for p in claimed if p.key == "k-p0-0")
     store.record_attempt([p.id for p in claimed if p is not keep_pending], Delivery(ok=True), old)

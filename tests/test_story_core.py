@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.models import Fact, SentAlert, StoryContext
+from monitor.models import Fact, SentAlert, StoryContext, StoryView
 from monitor.stories import copies, developments, grouping
 from monitor.stories.lexicon import default_lexicon, parse_lexicon
 from monitor.stories.terms import article_terms
@@ -76,16 +76,16 @@ def test_words_every_story_has_weigh_little() -> None:
     b = ("Ukraine power grid hit", "Ukraine lost power in Kharkiv after strikes.")
     df = {"=ukraine": 40, "ukrain": 40}
     va, vb = _vector(*a, "en", df, 40), _vector(*b, "en", df, 40)
-    story = grouping.StoryView(1, va, frozenset({"en"}))
+    story = StoryView(1, va, frozenset({"en"}))
     assert grouping.place(vb, "en", [story]).story is None
     vc = _vector("Odesa grain ships sail again", "Grain left Odesa for Istanbul.", "en", df, 40)
     assert grouping.place(vc, "en", [story]).story == 1
 
 
 def test_the_closest_story_wins_and_a_bridged_young_story_is_merged() -> None:
-    near = grouping.StoryView(1, {"ian": 5.0, "florida": 4.0})
-    also = grouping.StoryView(2, {"ian": 5.0, "florida": 4.0})
-    far = grouping.StoryView(3, {"cuba": 5.0})
+    near = StoryView(1, {"ian": 5.0, "florida": 4.0})
+    also = StoryView(2, {"ian": 5.0, "florida": 4.0})
+    far = StoryView(3, {"cuba": 5.0})
     placed = grouping.place({"ian": 5.0, "florida": 4.0, "rain": 1.0}, "en", [far, also, near])
     assert placed.story == 1 and placed.bridged == (2,)
 

@@ -39,7 +39,7 @@ from monitor.service.lock import LockFileError
 from monitor.stories.lexicon import load_lexicon
 
 if TYPE_CHECKING:
-    from monitor.delivery.drain import DrainResult
+    from monitor.models import DrainResult
     from monitor.store import Store
 
 

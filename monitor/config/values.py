@@ -1,6 +1,6 @@
 """Parsers for one config value each: durations, sizes, names, URLs, selectors, cron, hours.
 
-Why a module of its own: `config.py` is about the file (tables, line numbers, `${VAR}`, the
+Why a module of its own: `loader.py` is about the file (tables, line numbers, `${VAR}`, the
 order of checks); these are about one value and know nothing of where it came from. Each raises
 ValueError with a message that reads after `PATH:LINE: where: ` and, where it can, says how to
 write the value instead. `show` quotes a wrong value the way TOML spells it.

@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TextIO
@@ -29,33 +29,13 @@ from typing import TextIO
 from monitor.alerts.plan import STDOUT
 from monitor.alerts.timing import backoff_delay, hold_until, rate_limit_until
 from monitor.delivery import channels as notify
-from monitor.models import Delivery, Message, Pending, Rule
+from monitor.models import Delivery, DeliveryPolicy, DrainResult, Message, Pending
 from monitor.store import OutboxStore
 
 LEASE = timedelta(minutes=5)  # a claimed row returns to the queue if its worker dies
 BUDGET = 60.0  # seconds of sending per channel per drain; plus one send's timeout, < LEASE
 
 Sender = Callable[[str, Message], Delivery]
-
-
-@dataclass
-class DrainResult:
-    sent: int = 0
-    failed: int = 0
-    dead: int = 0
-    postponed: int = 0
-    outcomes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """What the config says about delivery; rate limit is (messages, per seconds) per channel."""
-
-    channels: Mapping[str, str]
-    rules: Mapping[str, Rule]
-    timezone: str
-    max_attempts: int = 8
-    rate_limit: tuple[int, float] | None = (20, 600.0)
 
 
 def print_alert(message: Message, stream: TextIO | None = None) -> Delivery:

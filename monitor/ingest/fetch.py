@@ -276,7 +276,7 @@ class Fetcher:
                 },
                 auto_decompress=True,
                 cookie_jar=aiohttp.DummyCookieJar(),  # no state between sources; no growth
-                trust_env=False,  # config.py is the only reader of the environment
+                trust_env=False,  # config/loader.py is the only reader of the environment
             )
         return self._session
 

@@ -13,19 +13,18 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Container, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 from lxml import etree
 
 from monitor.ingest.identity import item_key, no_link_key
-from monitor.models import Article, RawEntry, Source
+from monitor.models import Article, Normalized, RawEntry, Source
 from monitor.text import hash_fold
 
 __all__ = [
     "SKIP_REASONS",
-    "Normalized",
     "canonical_url",
     "detect_language",
     "fingerprint",
@@ -378,15 +377,6 @@ def to_article(
 # Why an item of a feed was not stored: the same item again (same link or key, or same GUID and
 # same title under another link), or nothing to know it by (no GUID, link, title or text).
 SKIP_REASONS = ("duplicate", "no_identifier")
-
-
-@dataclass(frozen=True, slots=True)
-class Normalized:
-    """One feed's articles, each item once, and how many items were skipped, by reason."""
-
-    articles: list[Article]
-    skipped: tuple[tuple[str, int], ...] = ()  # (reason, count), reasons in SKIP_REASONS order
-    reseen: frozenset[str] = frozenset()  # URLs of articles whose item was processed before
 
 
 def to_articles(

@@ -19,11 +19,11 @@ from monitor import secrets
 from monitor.alerts.plan import AlertPlanner
 from monitor.clock import Clock, SystemClock
 from monitor.config import loader as config_mod
-from monitor.delivery import texts as outbox_texts
-from monitor.delivery.drain import DeliveryPolicy, DrainResult, drain_outbox
+from monitor.delivery import texts
+from monitor.delivery.drain import drain_outbox
 from monitor.errors import MonitorError, StorageError
 from monitor.ingest.fulltext import FullText
-from monitor.models import Message, Pending, PollResult, Source
+from monitor.models import DeliveryPolicy, DrainResult, Message, Pending, PollResult, Source
 from monitor.service import source_health as source_health
 from monitor.service.factories import make_fetcher, make_ruleset
 from monitor.service.lock import alone, lock_database
@@ -220,16 +220,14 @@ class Monitor:
 
     def digest_message(self, batch: Sequence[Pending]) -> Message:
         tz = self.config.settings.timezone
-        return outbox_texts.digest_message(
-            self.store, self.rules_by_name, batch, tz, self.clock.now()
-        )
+        return texts.digest_message(self.store, self.rules_by_name, batch, tz, self.clock.now())
 
     async def drain(self) -> DrainResult | None:
         """Send what is due; overlapping calls return at once (the next tick picks up)."""
         if self._drain_lock.locked() or self.writer.busy:  # a big save: deliver next tick
             return None
         tz = self.config.settings.timezone
-        outbox_texts.name_all_outlets(self.store, self.rules_by_name, tz, self.clock.now())
+        texts.name_all_outlets(self.store, self.rules_by_name, tz, self.clock.now())
         async with self._drain_lock:
             result = await drain_outbox(
                 self.store,

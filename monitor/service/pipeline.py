@@ -21,7 +21,7 @@ from monitor.errors import FetchError, ParseError
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.fulltext import FullText
 from monitor.ingest.identity import has_link
-from monitor.ingest.normalize import Normalized, detect_language, to_articles
+from monitor.ingest.normalize import detect_language, to_articles
 from monitor.ingest.pages import parse_listing
 from monitor.ingest.parse import parse_feed, scan_items, without_items
 from monitor.models import (
@@ -31,8 +31,10 @@ from monitor.models import (
     Candidate,
     Fetched,
     Found,
+    GoodPoll,
     Known,
     Match,
+    Normalized,
     Outcome,
     PollResult,
     Saved,
@@ -57,7 +59,7 @@ __all__ = [
 
 
 class Writes(Protocol):
-    """Where a poll's store writes run (monitor/writer.py runs them on a thread of its own)."""
+    """Where a poll's store writes run (store/writer.py runs them on a thread of its own)."""
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any: ...
 
@@ -213,25 +215,16 @@ class _SourceUpdate:
     now: datetime
     next_poll: datetime
 
-    def _validators(self) -> dict[str, Any]:
+    def _poll(self, warning: str | None) -> GoodPoll:
         f = self.fetched
-        return {
-            "url": self.source.shown_url,
-            "etag": f.etag,
-            "last_modified": f.last_modified,
-            "body_hash": f.body_hash,
-        }
+        return GoodPoll(
+            self.source.name, self.now, self.next_poll, self.source.shown_url,
+            f.etag, f.last_modified, f.body_hash, warning,
+        )  # fmt: skip
 
     async def unchanged(self, warning: str | None = None) -> None:
         """`warning` None: the body was not read again, so its last warning stands."""
-        await self.writes.call(
-            "record_unchanged",
-            self.source.name,
-            self.now,
-            self.next_poll,
-            **self._validators(),
-            warning=warning,
-        )
+        await self.writes.call("record_unchanged", self._poll(warning))
 
     async def save(
         self,
@@ -244,17 +237,13 @@ class _SourceUpdate:
         """The poll's one transaction: articles, matches, alerts, items and the source row."""
         return await self.writes.call(
             "save_poll",
-            self.source.name,
+            self._poll(analysed.warning),
             wanted,
-            self.now,
-            self.next_poll,
-            **self._validators(),
             plan=plan,
             window=window,
             items=analysed.items,
             listed=analysed.listed,
             skipped=analysed.skipped_items,
-            warning=analysed.warning,
         )
 
 

@@ -16,6 +16,7 @@ from monitor.models import (
     Article,
     Candidate,
     Delivery,
+    GoodPoll,
     Known,
     Match,
     Message,
@@ -39,18 +40,7 @@ class SourceStore(Protocol):
     def record_failure(
         self, name: str, error: str, now: datetime, next_poll: datetime, url: str
     ) -> None: ...
-    def record_unchanged(
-        self,
-        name: str,
-        now: datetime,
-        next_poll: datetime,
-        *,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        body_hash: str | None,
-        warning: str | None = None,
-    ) -> None: ...
+    def record_unchanged(self, poll: GoodPoll) -> None: ...
     def sources_health(self) -> list[dict]: ...
     def health_rows(self) -> list[dict]: ...
     def set_down_since(self, name: str, since: datetime | None) -> None: ...
@@ -65,21 +55,14 @@ class ArticleStore(Protocol):
     def has_articles(self, source: str) -> bool: ...
     def save_poll(
         self,
-        source: str,
+        poll: GoodPoll,
         candidates: Sequence[Candidate],
-        now: datetime,
-        next_poll: datetime,
         *,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        body_hash: str | None,
         plan: Callable[..., Sequence[Alert]] | None = None,
         window: float = 72 * 3600.0,
         items: Sequence[tuple[str, str]] = (),
         listed: Sequence[str] = (),
         skipped: Sequence[tuple[str, int]] = (),
-        warning: str = "",
     ) -> Saved: ...
     def article(self, article_id: int) -> Article | None: ...
     def articles(self, *, limit: int | None = None) -> Iterator[tuple[int, Article]]: ...

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from monitor.models import Alert, Candidate, Known, Match, Saved
+from monitor.models import Alert, Candidate, GoodPoll, Known, Match, Saved
 from monitor.store import copies, rows, stories
 from monitor.store.connection import SqliteBase
 from monitor.store.sources import record_success
@@ -23,21 +24,14 @@ Planner = Callable[..., Sequence[Alert]]  # plan(article_id, article, match, sto
 class PollsMixin(SqliteBase):
     def save_poll(
         self,
-        source: str,
+        poll: GoodPoll,
         candidates: Sequence[Candidate],
-        now: datetime,
-        next_poll: datetime,
         *,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        body_hash: str | None,
         plan: Planner | None = None,
         window: float = 72 * 3600.0,
         items: Sequence[tuple[str, str]] = (),
         listed: Sequence[str] = (),
         skipped: Sequence[tuple[str, int]] = (),
-        warning: str = "",
     ) -> Saved:
         """Store one poll's articles, copies, stories, matches and source state in one transaction.
 
@@ -48,13 +42,14 @@ class PollsMixin(SqliteBase):
         matched again. `plan(article_id, article, match, story)` turns each new match into
         alerts, queued in the same transaction (the outbox). `items`: (key, hash) of the feed
         items this poll processed (see item_hashes); `skipped`: (reason, count) of those it
-        left out (normalize.to_articles), shown by `sources`; `warning`: what was wrong with the
-        body ("malformed: ...") though its items could be read.
+        left out (normalize.to_articles), shown by `sources`; `poll.warning`: what was wrong
+        with the body ("malformed: ...") though its items could be read.
         """
         new_ids: list[int] = []
         edited_ids: list[int] = []
         new_matches: list[tuple[int, Match]] = []
         copied: list[tuple[str, int]] = []
+        source, now = poll.source, poll.now
         since = now - timedelta(seconds=window)
         with self.immediate() as conn:
             copies.prune_window(conn, since)
@@ -77,10 +72,9 @@ class PollsMixin(SqliteBase):
                     new_matches.append((article_id, match))
             rows.save_item_hashes(conn, source, items, now)
             rows.touch_listed(conn, source, listed, now)
-            record_success(
-                conn, source, now, next_poll, url, etag, last_modified, body_hash, len(new_ids),
-                skipped, warning,
-            )  # fmt: skip
+            # the body was read: no warning means a clean body (not "the last warning stands")
+            clean = replace(poll, warning=poll.warning or "")
+            record_success(conn, clean, len(new_ids), skipped)
         return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches), tuple(copied))
 
 

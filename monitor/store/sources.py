@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from monitor import secrets
-from monitor.models import Source, SourceState
+from monitor.models import GoodPoll, Source, SourceState
 from monitor.store.connection import SqliteBase
 from monitor.store.times import from_ts, ts
 
@@ -106,23 +106,10 @@ class SourcesMixin(SqliteBase):
                 (secrets.mask(error), ts(now), ts(now), ts(next_poll), url, name),
             )
 
-    def record_unchanged(
-        self,
-        name: str,
-        now: datetime,
-        next_poll: datetime,
-        *,
-        url: str,
-        etag: str | None,
-        last_modified: str | None,
-        body_hash: str | None,
-        warning: str | None = None,
-    ) -> None:
-        """A good poll that stored nothing new; `warning` as in record_success."""
+    def record_unchanged(self, poll: GoodPoll) -> None:
+        """A good poll that stored nothing new."""
         with self.immediate() as conn:
-            record_success(
-                conn, name, now, next_poll, url, etag, last_modified, body_hash, 0, warning=warning
-            )
+            record_success(conn, poll, 0)
 
     def sources_health(self) -> list[dict]:
         """Every source with its polling history, for the `sources` table (times parsed)."""
@@ -152,22 +139,14 @@ class SourcesMixin(SqliteBase):
 
 def record_success(
     conn: sqlite3.Connection,
-    name: str,
-    now: datetime,
-    next_poll: datetime,
-    url: str,
-    etag: str | None,
-    last_modified: str | None,
-    body_hash: str | None,
+    poll: GoodPoll,
     new_items: int,
     skipped: Sequence[tuple[str, int]] | None = None,
-    warning: str | None = None,
 ) -> None:
     """`skipped`: (reason, count) of the items this poll read and left out; None (nothing was
     read: same body, 304) keeps the last poll's, since the feed still holds those items.
-    `warning`: what was wrong with the body read ("malformed: ...", "" for nothing); None
-    (nothing was read) keeps the last one, since the body is the same. `last_clean` moves
-    only when the body stands without a warning."""
+    `poll.warning` None (nothing was read) keeps the last one, since the body is the same.
+    `last_clean` moves only when the body stands without a warning."""
     reasons = None if skipped is None else json.dumps(dict(skipped))
     total = None if skipped is None else sum(n for _, n in skipped)
     conn.execute(
@@ -180,7 +159,8 @@ def record_success(
         "last_clean = CASE WHEN COALESCE(?, last_warning, '') = '' THEN ? ELSE last_clean END "
         "WHERE name = ?",
         (
-            *(etag, last_modified, body_hash, ts(now), ts(now), ts(next_poll), url),
-            *(new_items, new_items, total, reasons, warning, warning, warning, ts(now), name),
+            *(poll.etag, poll.last_modified, poll.body_hash, ts(poll.now), ts(poll.now)),
+            *(ts(poll.next_poll), poll.url, new_items, new_items, total, reasons),
+            *(poll.warning, poll.warning, poll.warning, ts(poll.now), poll.source),
         ),
     )

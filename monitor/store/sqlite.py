@@ -21,4 +21,4 @@ class SqliteStore(
     SourcesMixin, ArticlesMixin, PollsMixin, StoriesMixin, OutboxMixin, MaintenanceMixin
 ):
     """One connection to the monitor's SQLite file. Use from one thread only (the writer
-    thread opens its own, writer.py)."""
+    thread opens its own, store/writer.py)."""

@@ -24,7 +24,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from monitor.models import Alert, Article, Candidate, Fact, Match, SentAlert, StoryContext
+from monitor.models import (
+    Alert,
+    Article,
+    Candidate,
+    Fact,
+    Match,
+    SentAlert,
+    StoryContext,
+    StoryView,
+)
 from monitor.store.rows import fact, most_shared
 from monitor.store.times import from_ts, ts
 from monitor.stories import developments, grouping
@@ -103,9 +112,7 @@ def prune_window(conn: sqlite3.Connection, since: datetime) -> None:
 # --- placing an article -------------------------------------------------------------------------
 
 
-def _candidates(
-    conn: sqlite3.Connection, query: Sequence[str], since: datetime
-) -> list[grouping.StoryView]:
+def _candidates(conn: sqlite3.Connection, query: Sequence[str], since: datetime) -> list[StoryView]:
     """The window's stories filed under `query`'s terms, most terms shared first. Each term
     brings at most its PER_TERM most recently filed stories, so the lookup reads a bounded
     number of index rows however many stories the window holds."""
@@ -120,7 +127,7 @@ def _candidates(
         params,
     ).fetchall()
     return [
-        grouping.StoryView(int(sid), json.loads(centroid or "{}"), _languages(languages))
+        StoryView(int(sid), json.loads(centroid or "{}"), _languages(languages))
         for sid, centroid, languages in rows
     ]
 
@@ -146,7 +153,7 @@ def assign_story(
     placed = grouping.place(vector, language, views)
     if placed.story is None:
         story_id = _open_story(conn, article, now)
-        story = grouping.StoryView(story_id, {})
+        story = StoryView(story_id, {})
     else:
         story_id = placed.story
         story = next(v for v in views if v.id == story_id)
@@ -182,7 +189,7 @@ def _open_story(conn: sqlite3.Connection, article: Article, now: datetime) -> in
 
 def _update_story(
     conn: sqlite3.Connection,
-    story: grouping.StoryView,
+    story: StoryView,
     vector: Mapping[str, float],
     language: str | None,
     facts: set[str] | None,
@@ -234,8 +241,8 @@ def _cap(facts: set[str], df: Mapping[str, int], n: int) -> set[str]:
 
 
 def merge_stories(
-    conn: sqlite3.Connection, into: grouping.StoryView, others: Sequence[grouping.StoryView]
-) -> grouping.StoryView:
+    conn: sqlite3.Connection, into: StoryView, others: Sequence[StoryView]
+) -> StoryView:
     """Fold `others` into story `into`: one event whose first reports shared too little.
 
     Their articles, index entries and alerts move over (alerts renumbered after `into`'s, so a
@@ -266,7 +273,7 @@ def merge_stories(
         )
         conn.execute("DELETE FROM stories WHERE id = ?", (other.id,))
     conn.execute("UPDATE stories SET facts = ? WHERE id = ?", (_dump(facts), into.id))
-    return grouping.StoryView(into.id, centroid, frozenset(languages))
+    return StoryView(into.id, centroid, frozenset(languages))
 
 
 def _move_alerts(conn: sqlite3.Connection, into: int, other: int) -> None:

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from monitor.models import StoryView
 from monitor.stories.terms import NUMBER
 
 JOIN = 0.30  # cosine similarity to a story at which an article joins it
@@ -59,15 +60,6 @@ def heaviest(vector: Mapping[str, float], k: int) -> list[str]:
     """The k terms that say most about an article (for the candidate index)."""
     ranked = sorted(vector.items(), key=lambda tw: (-tw[1], tw[0]))
     return [t for t, _ in ranked[:k]]
-
-
-@dataclass(frozen=True, slots=True)
-class StoryView:
-    """A candidate story: its id, centroid and the languages of its articles."""
-
-    id: int
-    centroid: Mapping[str, float]
-    languages: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
