@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import monitor
 
 PUBLIC = """Clock Config ConfigError FetchError Monitor MonitorError ParseError RuleSyntaxError
@@ -59,3 +61,48 @@ def test_check_loads_no_http_client_apprise_or_scheduler(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+# What each read command may load: none of the I/O libraries of a poll, and less where it can.
+POLL_ONLY = ("aiohttp", "apprise", "apscheduler", "bs4", "soupsieve", "feedparser")
+READ_COMMANDS = {  # command: what it must not load besides POLL_ONLY and prometheus_client
+    "--help": ("pydantic", "sqlite_utils", "asyncio"),  # not even the config loader
+    "check": ("sqlite_utils", "asyncio"),
+    "sources": (),
+    "search": (),
+    "test-rule --text": ("sqlite_utils", "asyncio"),
+    "test-rule --query --text": ("pydantic", "sqlite_utils", "asyncio"),  # no config needed
+}
+
+
+@pytest.mark.parametrize("command", sorted(READ_COMMANDS))
+def test_read_commands_load_only_what_they_need(tmp_path, command: str) -> None:
+    """`--help` and the commands that only read start without the poll's libraries (see
+    bench/bench_startup.py for what they cost); run in a fresh interpreter each."""
+    from monitor.store import open_store
+
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n[[sources]]\nname = "a"\n'
+        'url = "https://a.example/f.xml"\n\n[[rules]]\nname = "r"\nquery = "ukraine"\n'
+    )
+    with open_store(tmp_path / "m.db"):  # `sources` and `search` read an existing database
+        pass
+    args = {
+        "--help": ["--help"],
+        "check": ["check"],
+        "sources": ["sources"],
+        "search": ["search", "ukraine"],
+        "test-rule --text": ["test-rule", "r", "--text", "Ukraine\ntalks resume"],
+        "test-rule --query --text": ["test-rule", "-q", "ukraine", "--text", "Ukraine talks"],
+    }[command]
+    forbidden = (*POLL_ONLY, "prometheus_client", *READ_COMMANDS[command])
+    code = (
+        "import sys; from monitor.cli.commands import cli\n"
+        f"try: cli(['--config', {str(config)!r}, *{args!r}])\n"
+        "except SystemExit as exc: assert not exc.code, exc.code\n"
+        f"print(sorted(m for m in {forbidden!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]", command

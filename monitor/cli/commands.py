@@ -2,19 +2,23 @@
 
 Exit codes: 0 success, 1 runtime failure, 2 bad usage or config.
 
-Each command imports the heavy parts it needs (the HTTP client, Apprise, the scheduler, the
-store) when it runs, so `check` and `--help` start without them. Time comes from a `Clock`: the
-system clock, or the one a caller hands click as `obj` (`main(clock=...)`, or
-`CliRunner().invoke(cli, args, obj=clock)` in a test that replays old snapshots).
+Each command imports what it needs when it runs, so it pays only for itself (measured by
+`bench/bench_startup.py`): `--help` loads neither the config loader (pydantic) nor asyncio;
+`check`, `sources`, `search` and `test-rule --text` load no HTTP client, scheduler, bs4 or
+soupsieve, nor Apprise unless a channel is configured (`check` validates it). Keep the imports at
+the top light (the standard library, click, `monitor.errors`): tests/test_public_api.py checks
+what each read command loads.
+
+Time comes from a `Clock`: the system clock, or the one a caller hands click as `obj`
+(`main(clock=...)`, or `CliRunner().invoke(cli, args, obj=clock)` in a test that replays old
+snapshots).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +27,6 @@ import click
 from monitor import __version__, secrets
 from monitor.cli import report as report
 from monitor.clock import Clock, SystemClock
-from monitor.config import loader as config_mod
 from monitor.errors import (
     ConfigError,
     FetchError,
@@ -32,30 +35,39 @@ from monitor.errors import (
     RuleSyntaxError,
     StorageError,
 )
-from monitor.models import Message, PollResult, Source
-from monitor.rules.query import Document, RuleSet, parse_query
-from monitor.service import source_health as source_health
-from monitor.service.lock import LockFileError
-from monitor.stories.lexicon import load_lexicon
 
 if TYPE_CHECKING:
-    from monitor.models import DrainResult
+    from datetime import datetime
+
+    from monitor.config.loader import Config
+    from monitor.models import DrainResult, PollResult, Source
     from monitor.store import Store
 
 
 class Context:
-    """Lazily loaded config, so `--help` works even with a broken config file; the clock."""
+    """Lazily loaded config, so `--help` works even with a broken config file and does not
+    import the loader (with pydantic, ~90 ms); the clock."""
 
-    def __init__(self, config_path: Path, clock: Clock) -> None:
-        self.config_path = config_path
+    def __init__(self, config_path: Path | None, clock: Clock) -> None:
+        self._config_path = config_path  # None: the default, resolved when first needed
         self.clock = clock
-        self._config: config_mod.Config | None = None
+        self._config: Config | None = None
 
     @property
-    def config(self) -> config_mod.Config:
+    def config_path(self) -> Path:
+        if self._config_path is None:
+            from monitor.config.loader import default_config_path
+
+            self._config_path = default_config_path(os.environ)
+        return self._config_path
+
+    @property
+    def config(self) -> Config:
         if self._config is None:
+            from monitor.config.loader import load
+
             try:
-                self._config = config_mod.load(self.config_path)
+                self._config = load(self.config_path)
             except ConfigError as exc:
                 for problem in exc.problems:
                     click.echo(problem, err=True)
@@ -87,7 +99,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     """Watch news sources and alert once per new development."""
     _mask_output()
     clock = ctx.obj if ctx.obj is not None else SystemClock()  # see the module doc
-    ctx.obj = Context(config_path or config_mod.default_config_path(os.environ), clock)
+    ctx.obj = Context(config_path, clock)
 
 
 def _mask_output() -> None:
@@ -104,7 +116,7 @@ def check(ctx: Context) -> None:
     """Validate the config; exit 0, or 2 with every problem as FILE:LINE: messages."""
     cfg = ctx.config
     try:
-        load_lexicon(cfg.settings.lexicon)
+        _check_lexicon(cfg.settings.lexicon)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(cfg.mask(problem), err=True)
@@ -119,7 +131,16 @@ def check(ctx: Context) -> None:
         click.echo("  no channels: alerts are printed on standard output")
 
 
-def _describe_channel(target: str, cfg: config_mod.Config) -> str:
+def _check_lexicon(paths: Sequence[Path]) -> None:
+    """Read the user's lexicon files, if any. Without any there is nothing of the user's to
+    check: the shipped lexicon is not parsed (importing and stemming it cost ~20 ms)."""
+    if paths:
+        from monitor.stories.lexicon import load_lexicon
+
+        load_lexicon(paths)
+
+
+def _describe_channel(target: str, cfg: Config) -> str:
     """A masked view of a channel; opaque when a secret holds URL punctuation, since Apprise
     would split the URL inside the secret and print its pieces."""
     from monitor.delivery import channels as notify
@@ -138,6 +159,8 @@ def _describe_channel(target: str, cfg: config_mod.Config) -> str:
 @pass_ctx
 def once(ctx: Context) -> None:
     """Poll every source once, store what is new, deliver what is due, and exit."""
+    import asyncio
+
     from monitor.runtime import logs
 
     cfg = ctx.config
@@ -155,7 +178,7 @@ def once(ctx: Context) -> None:
 
 
 async def _once(
-    cfg: config_mod.Config, clock: Clock
+    cfg: Config, clock: Clock
 ) -> tuple[list[PollResult], DrainResult | None, str | None]:
     """Poll, check source health, deliver. Nothing is sent when polls could not be stored:
     a send whose outcome cannot be recorded would only be sent again later."""
@@ -182,6 +205,8 @@ async def _once(
 @pass_ctx
 def run(ctx: Context) -> None:
     """Run the daemon until SIGTERM/SIGINT; SIGHUP or a config edit reloads the config."""
+    import asyncio
+
     from monitor.runtime import logs
     from monitor.runtime.daemon import Daemon
 
@@ -207,6 +232,7 @@ def alerts(ctx: Context, status: str | None, limit: int) -> None:
 def notify_test(ctx: Context, channel: str) -> None:
     """Send a test alert to CHANNEL now and say whether it was accepted."""
     from monitor.delivery import channels as notify
+    from monitor.models import Message
 
     cfg = ctx.config
     if channel not in cfg.channels:
@@ -239,6 +265,8 @@ def test_rule(
     ctx: Context, rule: str | None, query: str | None, text: str | None, url: str | None, limit: int
 ) -> None:
     """Try a rule (by name) or a --query on --text, a --url, or the stored articles."""
+    from monitor.rules.query import Document, RuleSet, parse_query
+
     if bool(rule) == bool(query):
         raise click.UsageError("give either a RULE name or --query")
     if query is None:
@@ -263,6 +291,8 @@ def test_rule(
             raise SystemExit(1)
         return
     if url is not None:
+        import asyncio
+
         articles = asyncio.run(_fetch_articles(ctx, url))
         shown = 0
         for article in articles:
@@ -283,6 +313,7 @@ def test_rule(
 
 
 async def _fetch_articles(ctx: Context, url: str) -> list:
+    from monitor.models import Source
     from monitor.service.factories import make_fetcher
     from monitor.service.pipeline import analyse
 
@@ -350,6 +381,8 @@ def stories(ctx: Context, story_id: int | None, limit: int) -> None:
 @pass_ctx
 def sources(ctx: Context, check: bool) -> None:
     """Each source's health: last success, last error, items, next poll."""
+    from monitor.service import source_health
+
     now = ctx.clock.now()
     with ctx.store() as store:
         if check:
@@ -377,10 +410,12 @@ def _as_configured(rows: list[dict], sources: Sequence[Source]) -> list[dict]:
     return [{**row, "enabled": int(row["name"] in enabled)} for row in rows]
 
 
-def _liveness(cfg: config_mod.Config, store: Store, now: datetime) -> int:
+def _liveness(cfg: Config, store: Store, now: datetime) -> int:
     """0 while polls are succeeding: some enabled source had a good poll within three of its
     intervals (plus a minute) and is not down (source_health.polling_ok). A daemon that is stuck
     or whose every source fails is 1 either way, so a green check means alerts can come."""
+    from monitor.service import source_health
+
     rows = store.health_rows()
     report_ = source_health.assess(rows, now, cfg.settings.failing_after)
     intervals = {s.name: s.interval for s in cfg.sources if s.enabled}
@@ -401,6 +436,8 @@ def main(clock: Clock | None = None) -> None:
 
 def _hint(exc: MonitorError) -> str:
     """What to check for the storage errors SQLite words tersely."""
+    from monitor.service.lock import LockFileError
+
     text = str(exc).lower()
     if not isinstance(exc, StorageError) or isinstance(exc, LockFileError):  # says it all
         return ""

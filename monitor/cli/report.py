@@ -1,14 +1,19 @@
-"""Human-readable terminal output for the CLI: plain functions from data to text."""
+"""Human-readable terminal output for the CLI: plain functions from data to text.
+
+Imports only the standard library at load: every command imports this module, and `--help` or
+`check` should not pay for the story code (`readable` is imported by the one function using it).
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from monitor.models import Article, Match
-from monitor.stories.developments import readable
+if TYPE_CHECKING:
+    from monitor.models import Article, Match
 
 
 def local_time(value: datetime | None, timezone: str) -> str:
@@ -181,6 +186,8 @@ def story_line(story, timezone: str) -> str:
 def timeline_entry(entry, timezone: str) -> str:
     """One article (or copy) of `news-monitor stories ID` (a models.TimelineEntry):
     whether it alerted and why, and the facts it added."""
+    from monitor.stories.developments import readable
+
     kind = f"copy of #{entry.copy_of}" if entry.copy_of else f"#{entry.article_id}"
     language = f" ({entry.language})" if entry.language else ""
     lines = [

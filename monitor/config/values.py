@@ -12,8 +12,9 @@ Limits, so a value that parses cannot crash a poll later: a duration is finite a
 `MAX_DURATION` (10 years; `now + 10 years` and `now - 10 years` are plain datetimes, while
 `now - 999999d` is before year 1 and made every poll fail), and `story_window` at most 30 days
 (every poll reads the window's frequencies and stories). A digest must fire within 5 years, and
-a channel's scheme must be one Apprise knows. Apprise and APScheduler are imported only when a
-value needs them: they are slow to import and most commands never check a channel or a digest.
+a channel's scheme must be one Apprise knows. Apprise, APScheduler and soupsieve are imported
+only when a value needs them (a channel, a digest, a page source's CSS selector): they are slow to
+import (soupsieve and the bs4 it loads, ~60 ms) and most configs and commands never need them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import soupsieve
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from monitor.errors import RuleSyntaxError
@@ -156,6 +156,8 @@ def valid_timezone(value: str) -> str:
 
 
 def valid_selector(value: str) -> str:
+    import soupsieve  # slow (it loads bs4): only for a page source's selectors
+
     try:
         soupsieve.compile(value)
     except Exception as e:  # soupsieve raises SelectorSyntaxError and a few others

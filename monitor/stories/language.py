@@ -3,7 +3,9 @@
 One home for both, so `terms` (an article's terms), `lexicon` (concepts stemmed like the
 articles' words) and `copies` (shingles without stop words) see a language the same way.
 Stop words come from stopwordsiso, stems from PyStemmer; an unknown language gets none of either,
-and its words stay whole.
+and its words stay whole. stopwordsiso is imported on first use: its import costs ~7 ms (plus
+importlib.metadata when nothing loaded it yet), which the read commands (`search`, `sources`)
+would pay through the store without ever using it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import Stemmer
-import stopwordsiso
 
 from monitor.text import fold
 
@@ -19,6 +20,8 @@ from monitor.text import fold
 @lru_cache(maxsize=64)
 def stop_words(language: str | None) -> frozenset[str]:
     """The folded stop words of `language` (empty when the language is unknown)."""
+    import stopwordsiso  # see the module docstring; cached, so once per language
+
     if not language or not stopwordsiso.has_lang(language):
         return frozenset()
     return frozenset(fold(w) for w in stopwordsiso.stopwords(language))
