@@ -3,7 +3,11 @@
 The feed server runs in its own process (`python bench/_feeds.py serve ...`) so that serving
 costs no CPU in the process being measured. Feeds are real ones from ../shared/corpus/feeds/news
 when present, cycled; each copy gets its own GUIDs and links so that items are distinct across
-feeds. A control API switches scenarios:
+feeds. One item in ten (`marked`), and one new item in ten, carries MARKER in its title and a
+text of its own (`_vary`; so do all new items): the rule set "10%" (`write_config(rules="10%")`)
+matches those, "none" matches nothing (see `rule_set`). Up to tens of thousands of feeds: the
+parsed templates are shared between feeds, only the bodies are per feed (about 50 KB each).
+A control API switches scenarios:
 
   POST /control/reset            every feed back to its first version, ETags on
   POST /control/etag?on=0|1      ETags (and 304 answers) on or off; off = identical bodies only
@@ -40,6 +44,7 @@ _WORD_TEXT = (
     "ukraine russia kyiv moscow ceasefire negotiations security guarantees peace"
 )
 WORDS = _WORD_TEXT.split()
+MARKER = "zqmarker"  # in the title of one served item in ten; no real text has it
 
 
 def _local(tag: object) -> str:
@@ -117,33 +122,57 @@ def _set_title(item: etree._Element, title: str | None, tag: str) -> None:
             return
 
 
-_VOCABULARY = (
-    "summit envoy border treaty grain port drone convoy shelter minister parliament vote budget "
-    "harbour bridge pipeline reactor corridor prisoner exchange sanction tariff election court "
-    "protest strike flood wildfire vaccine satellite launch merger refinery embassy brigade"
-).split()
+_TEXTS = ("title", "description", "summary", "content", "encoded")
+_TAG = re.compile(r"<[^>]+>")
 
 
-def _set_description(item: etree._Element, seed: str) -> None:
-    """A lead of its own for a new item: real news items do not share their text."""
+def _words(items: list[etree._Element]) -> list[str]:
+    """The words of the items' titles and texts: what `_vary` draws from (same language)."""
+    found = []
+    for item in items:
+        for child in item:
+            if _local(child.tag) in _TEXTS:
+                found += _TAG.sub(" ", "".join(child.itertext())).split()
+    return found or WORDS
+
+
+def _vary(item: etree._Element, seed: str, words: list[str]) -> None:
+    """A distinct article from a real one: about a third of the words of its title and texts
+    swapped for other words of its feed (tags dropped). Without this, an item and its copies in
+    other feeds are (rightly) taken for one article, and a matching item would cost only a copy
+    lookup instead of an article's story work."""
     rnd = random.Random(seed)
-    text = " ".join(rnd.choice(_VOCABULARY) for _ in range(40)) + f" ({seed})"
     for child in item:
-        if _local(child.tag) in ("description", "summary", "content"):
+        if _local(child.tag) in _TEXTS:
+            text = _TAG.sub(" ", "".join(child.itertext())).split()
             for sub in list(child):
                 child.remove(sub)
-            child.text = text
+            child.text = " ".join(rnd.choice(words) if rnd.random() < 0.34 else w for w in text)
 
 
-@dataclass
-class Feed:
-    """One served feed: a template's skeleton and items, and the new items added since reset."""
+@dataclass(frozen=True)
+class Template:
+    """A parsed template feed without its items; shared by every feed copied from it (never
+    changed: a body is built from deep copies)."""
 
-    index: int
     skeleton: etree._Element
     parent_path: str
     position: int
     items: list[etree._Element]
+    words: list[str]
+
+
+def marked(index: int, k: int) -> bool:
+    """Does item `k` of feed `index` carry MARKER? One in ten, across feeds and new items."""
+    return (index // 10 + k) % 10 == 0
+
+
+@dataclass
+class Feed:
+    """One served feed: its template, and the new items added since reset."""
+
+    index: int
+    template: Template
     size: int
     new_titles: list[str | None] = field(default_factory=list)
     cache: dict[int, bytes] = field(default_factory=dict)
@@ -157,30 +186,36 @@ class Feed:
         cached = self.cache.get(gen)
         if cached is not None:
             return cached
-        root = copy.deepcopy(self.skeleton)
-        parent = root if not self.parent_path else root.find(self.parent_path)
+        t = self.template
+        root = copy.deepcopy(t.skeleton)
+        parent = root if not t.parent_path else root.find(t.parent_path)
         assert parent is not None
         fresh = []
         for g in range(gen, 0, -1):  # newest first
-            item = copy.deepcopy(self.items[0])
+            item = copy.deepcopy(t.items[0])
             _set_ids(item, f"f{self.index}/new{g}")
-            _set_title(item, self.new_titles[g - 1], f"f{self.index} new {g}")
-            _set_description(item, f"f{self.index}/new{g}")
+            _vary(item, f"f{self.index}/new{g}", t.words)  # real news items do not share text
+            mark = f" {MARKER}" if marked(self.index, g) else ""
+            _set_title(item, self.new_titles[g - 1], f"f{self.index} new {g}{mark}")
             fresh.append(item)
         for k in range(self.size - len(fresh)):
-            item = copy.deepcopy(self.items[k % len(self.items)])
+            item = copy.deepcopy(t.items[k % len(t.items)])
             _set_ids(item, f"f{self.index}/i{k}")
-            _set_title(item, None, f"f{self.index} {k}")
+            mark = ""
+            if marked(self.index, k):  # a matching item is an article of its own
+                _vary(item, f"f{self.index}/i{k}", t.words)
+                mark = f" {MARKER}"
+            _set_title(item, None, f"f{self.index} {k}{mark}")
             fresh.append(item)
         for offset, item in enumerate(fresh):
-            parent.insert(self.position + offset, item)
+            parent.insert(t.position + offset, item)
         body = etree.tostring(root, xml_declaration=True, encoding="utf-8")
         self.cache = {gen: body}
         return body
 
 
-def build_feed(index: int, template: bytes, size: int) -> Feed:
-    root = etree.fromstring(template, _parser())
+def parse_template(body: bytes) -> Template:
+    root = etree.fromstring(body, _parser())
     items = list(root.iter("{*}item", "{*}entry"))
     parent = items[0].getparent()
     assert parent is not None
@@ -188,7 +223,13 @@ def build_feed(index: int, template: bytes, size: int) -> Feed:
     for item in items:
         item.getparent().remove(item)
     path = "" if parent is root else root.getroottree().getelementpath(parent)
-    return Feed(index, root, path, position, items, size)
+    return Template(root, path, position, items, _words(items))
+
+
+def build_feed(index: int, template: bytes | Template, size: int) -> Feed:
+    if isinstance(template, bytes):
+        template = parse_template(template)
+    return Feed(index, template, size)
 
 
 class FeedServer:
@@ -196,7 +237,8 @@ class FeedServer:
 
     def __init__(self, feeds: int, items: int) -> None:
         bodies, self.origin = templates()
-        self.feeds = [build_feed(i, bodies[i % len(bodies)], items) for i in range(feeds)]
+        parsed = [parse_template(b) for b in bodies]
+        self.feeds = [build_feed(i, parsed[i % len(parsed)], items) for i in range(feeds)]
         self.etags = True
         self.requests = 0
         self.served: dict[tuple[int, int], float] = {}
@@ -301,6 +343,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024  # the default 5 drops concurrent SYNs: 1 s retransmit stalls
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client closing a kept-alive connection is routine; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 def serve(feeds: int, items: int, port: int) -> None:
     """Entry point of the server process: prints `PORT n ORIGIN ...` once it listens."""
@@ -367,6 +414,29 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+ABSENT = "zqabsent"  # a word no served item has
+RULE_SETS = ("shipped", "10%", "none")
+
+
+def rule_set(name: str) -> list[dict]:
+    """The rules of a bench config.
+
+    shipped: the four rules of config/monitor.toml (they match ~0.15 % of the served items);
+    10%: those and `bench-marker` (MARKER, story mode), so ~10 % of items match and go through
+        facts, story grouping and alerts;
+    none: the same five rules, each also requiring ABSENT: the same matching work, no match.
+    """
+    shipped = tomllib.loads(SHIPPED_CONFIG.read_text())["rules"]
+    if name == "shipped":
+        return shipped
+    rules = [*shipped, {"name": "bench-marker", "query": MARKER, "alert": "story"}]
+    if name == "none":
+        rules = [dict(r, query=f"({' '.join(r['query'].split())}) AND {ABSENT}") for r in rules]
+    elif name != "10%":
+        raise ValueError(f"unknown rule set {name!r}; one of {RULE_SETS}")
+    return rules
+
+
 def write_config(
     path: Path,
     *,
@@ -376,8 +446,9 @@ def write_config(
     interval: str,
     concurrency: int,
     channels: dict[str, str] | None = None,
+    rules: str = "shipped",
 ) -> None:
-    """A real config: N sources on the loopback server and the shipped config's rules.
+    """A real config: N sources on the loopback server and the rules of `rule_set(rules)`.
 
     With `channels`, every rule sends to all of them (the shipped rules print to stdout).
     """
@@ -397,7 +468,7 @@ def write_config(
     lines += [f"{name} = {_toml_str(url)}" for name, url in (channels or {}).items()]
     for i in range(feeds):
         lines += ["", "[[sources]]", f'name = "feed-{i}"', f'url = "{base_url}/f/{i}.xml"']
-    for rule in shipped["rules"]:
+    for rule in rule_set(rules):
         lines += ["", "[[rules]]", f"name = {_toml_str(rule['name'])}"]
         lines.append(f"query = {_toml_str(' '.join(rule['query'].split()))}")
         for key in ("alert", "cooldown", "urgent", "digest", "quiet_hours"):

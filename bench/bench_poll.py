@@ -2,9 +2,7 @@
 
 Run: `python bench/bench_poll.py --feeds 1000 --items 20` (see bench/README.md).
 
-A loopback feed server (bench/_feeds.py, its own process) serves N feeds. Each measurement runs in
-a fresh subprocess of this script (`worker ...`) and reports its own whole-process CPU
-(getrusage user+sys, all threads) around one poll cycle, and its peak RSS. Scenarios, in order,
+A loopback feed server (bench/_feeds.py, its own process) serves N feeds. Scenarios, in order,
 per contender (the server is reset before each contender):
 
   cold        everything is new (first poll of a fresh database)
@@ -12,11 +10,18 @@ per contender (the server is reset before each contender):
   same-body   nothing changed; no ETag, identical bodies (the body-hash path)
   10%-new     every 10th feed has one new item (ETags on again)
 
-Contenders: news-monitor (`Monitor.poll_everything()` + `drain()`, a real config with the shipped
-rules), reader (`update_feeds(workers=16, scheduled=False)`), and the floors: raw fetch with the
-same aiohttp client (monitor.fetch.Fetcher) and lxml parsing of the same bytes.
-Then the latency of one new matching item through `news-monitor run` to a loopback webhook, and
-the idle cost of `run` with all feeds unchanged.
+Two kinds of figures, printed side by side:
+- whole process, what a user running either from cron pays: `news-monitor once` as a child
+  process, and a child script doing what a reader user runs (import reader, make_reader, add the
+  feeds on the first run, `update_feeds(workers=16)`); CPU user+sys and peak RSS of the child
+  itself (`os.wait4`), imports included;
+- in-process: a fresh subprocess of this script (`worker ...`) that times one poll cycle only
+  (getrusage around `Monitor.poll_everything()` + `drain()`, or `update_feeds`), plus the floors:
+  raw fetch with the same aiohttp client (monitor.ingest.fetch.Fetcher) and lxml parsing.
+news-monitor runs each scenario with two rule sets (`_feeds.rule_set`): "10%" matches one item in
+ten (story work, alerts), "none" matches nothing. Then the cost curve (whole-process `once` at
+100, 1,000 and 10,000 feeds) and the latency of one new matching item through `news-monitor run`.
+The daemon's steady state is bench/bench_daemon.py.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import importlib.metadata
 import json
 import os
 import pstats
+import re
 import resource
 import shutil
 import sqlite3
@@ -35,18 +42,33 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# after PYTHONPATH: PYTHONPATH=/some/snapshot measures that tree's `monitor` (workers included)
+sys.path.append(str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _feeds  # noqa: E402
+from _procs import Server, run_measured  # noqa: E402
 
 PY = sys.executable
 HERE = Path(__file__).resolve()
 SCENARIOS = ("cold", "304", "same-body", "10%-new")
 CONCURRENCY = 16  # news-monitor and the fetch floor; reader gets workers=16
+NEWS_MONITOR = Path(PY).with_name("news-monitor")  # the console script a user runs
+# A reader user's cron job. scheduled=False: the default would skip every feed updated less than
+# an hour ago, which is not a poll. Feeds are added on the first run only, as a user would.
+READER_RUN = """
+import sys
+from reader import make_reader
+database, base, feeds, first = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+reader = make_reader(database)
+if first:
+    for i in range(feeds):
+        reader.add_feed(f"{base}/f/{i}.xml", exist_ok=True)
+reader.update_feeds(workers=16, scheduled=False)
+reader.close()
+"""
 ABU_DHABI = "Abu Dhabi talks: Ukraine and Russia delegations meet again, round {n} ({token})"
 
 
@@ -183,40 +205,49 @@ def worker_main(argv: list[str]) -> None:
 # ----------------------------------------------------------------------------- coordinator
 
 
-class Server:
-    """The feed server process and its control API."""
-
-    def __init__(self, feeds: int, items: int) -> None:
-        helper = str(HERE.parent / "_feeds.py")
-        cmd = [PY, helper, "serve", "--feeds", str(feeds), "--items", str(items)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "PORT":
-            raise RuntimeError("feed server did not start")
-        self.base = f"http://127.0.0.1:{line[1]}"
-        self.origin = " ".join(line[3:])
-
-    def call(self, path: str, method: str = "POST") -> dict:
-        req = urllib.request.Request(
-            self.base + path, method=method, data=b"" if method == "POST" else None
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-
-    def stats(self, query: str = "") -> dict:
-        return self.call("/control/stats" + query, "GET")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def run_worker(kind: str, scenario: str, work: Path, extra: list[str]) -> dict:
+    """A worker subprocess, through the launcher so that its ru_maxrss is its own."""
     out = work / f"{kind}-{scenario}.json".replace("%", "pc")
     cmd = [PY, str(HERE), "worker", kind, "--scenario", scenario, "--out", str(out), *extra]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=1800)
+    log = out.with_suffix(".log")
+    done = run_measured(cmd, output=log, timeout=1800)
+    if done["code"] != 0:
+        raise RuntimeError(f"worker {kind} {scenario} failed:\n{log.read_text()[-3000:]}")
     return json.loads(out.read_text())
+
+
+def once_summary(log: Path) -> dict:
+    """New articles and matches from `once`'s summary line ('N sources: ...; X new articles,
+    Y matches')."""
+    found = re.search(r"(\d+) new articles, (\d+) matches", log.read_text())
+    return {"new": int(found[1]), "matches": int(found[2])} if found else {}
+
+
+def whole_monitor(cfg: Path, work: Path, tag: str) -> dict:
+    """`news-monitor --config CFG once` as a whole process: its own CPU and peak RSS."""
+    log = work / f"once-{tag}.log".replace("%", "pc")
+    done = run_measured([str(NEWS_MONITOR), "--config", str(cfg), "once"],
+                               output=log, cwd=work)  # fmt: skip
+    if done["code"] != 0:
+        raise RuntimeError(f"news-monitor once failed:\n{log.read_text()[-3000:]}")
+    return {**done, **once_summary(log)}
+
+
+def whole_reader(db: Path, base: str, feeds: int, work: Path, tag: str) -> dict:
+    """READER_RUN as a whole process; new entries counted afterwards, outside the figures."""
+    first = not db.exists()
+    before = 0 if first else _count(db, "entries")
+    log = work / f"reader-{tag}.log".replace("%", "pc")
+    argv = [PY, "-c", READER_RUN, str(db), base, str(feeds), "1" if first else "0"]
+    done = run_measured(argv, output=log, cwd=work)
+    if done["code"] != 0:
+        raise RuntimeError(f"reader run failed:\n{log.read_text()[-3000:]}")
+    return {**done, "new": _count(db, "entries") - before}
+
+
+def _count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
 def prepare(server: Server, scenario: str) -> None:
@@ -230,12 +261,27 @@ def prepare(server: Server, scenario: str) -> None:
         server.call("/control/bump?every=10")
 
 
-def contender(kind: str, server: Server, work: Path, args: argparse.Namespace, cfg: Path) -> dict:
+def contender(kind: str, server: Server, work: Path, feeds: int, rules: str = "10%") -> dict:
+    """One contender's scenarios in order, on its own database: {scenario: figures}.
+
+    kind: monitor / reader / floor (in-process workers), once / reader-run (whole processes).
+    """
     results = {}
-    db = work / f"{kind}.sqlite"
+    tag = f"{kind}-{rules}-{feeds}"
+    db = work / f"{tag}.sqlite".replace("%", "pc")
+    cfg = work / f"{tag}.toml".replace("%", "pc")
+    if kind in ("monitor", "once"):
+        _feeds.write_config(cfg, database=db, base_url=server.base, feeds=feeds, interval="5m",
+                            concurrency=CONCURRENCY, rules=rules)  # fmt: skip
     for scenario in SCENARIOS:
         prepare(server, scenario)
-        extra = ["--base", server.base, "--feeds", str(args.feeds)]
+        if kind == "once":
+            results[scenario] = whole_monitor(cfg, work, f"{tag}-{scenario}")
+            continue
+        if kind == "reader-run":
+            results[scenario] = whole_reader(db, server.base, feeds, work, f"{tag}-{scenario}")
+            continue
+        extra = ["--base", server.base, "--feeds", str(feeds)]
         if kind == "monitor":
             extra += ["--config", str(cfg)]
         if kind == "reader":
@@ -244,7 +290,7 @@ def contender(kind: str, server: Server, work: Path, args: argparse.Namespace, c
     return results
 
 
-def profile_monitor(server: Server, work: Path, cfg: Path, args: argparse.Namespace) -> None:
+def profile_monitor(server: Server, work: Path, args: argparse.Namespace) -> None:
     """Run news-monitor's scenarios again under cProfile (a fresh database) and print hot spots."""
     pcfg = work / "profile.toml"
     _feeds.write_config(
@@ -254,6 +300,7 @@ def profile_monitor(server: Server, work: Path, cfg: Path, args: argparse.Namesp
         feeds=args.feeds,
         interval="5m",
         concurrency=CONCURRENCY,
+        rules=args.rules.split(",")[0],
     )
     for scenario in SCENARIOS:
         prepare(server, scenario)
@@ -265,37 +312,98 @@ def profile_monitor(server: Server, work: Path, cfg: Path, args: argparse.Namesp
         stats.sort_stats("cumulative").print_stats(args.profile_top)
 
 
-def fmt_row(name: str, r: dict, feeds: int, cpu: float) -> str:
-    wall = r["wall"]
+def fmt_row(name: str, r: dict, feeds: int, cpu: float | None = None) -> str:
+    cpu = r["cpu"] if cpu is None else cpu
+    wall = max(r["wall"], 1e-9)
     new = r.get("new", 0)
-    rss = r.get("rss_kb", 0) / 1024
+    rss = r["rss_mb"] if "rss_mb" in r else r.get("rss_kb", 0) / 1024
     return (
-        f"  {name:<18} {wall:8.2f} {feeds / wall:9.0f} {new:7d} {new / wall:9.0f} "
+        f"  {name:<26} {wall:8.2f} {feeds / wall:9.0f} {new:7d} {new / wall:9.0f} "
         f"{cpu:8.2f} {cpu / feeds * 1000:9.3f} {rss:8.0f}"
     )
 
 
-def print_table(res: dict, feeds: int) -> None:
+def print_table(res: dict, feeds: int, rule_sets: list[str]) -> None:
+    """Per scenario: every contender's row, whole process first, and the CPU ratios."""
     head = (
-        f"  {'contender':<18} {'wall s':>8} {'feeds/s':>9} {'new':>7} {'new/s':>9} "
+        f"  {'contender':<26} {'wall s':>8} {'feeds/s':>9} {'new':>7} {'new/s':>9} "
         f"{'CPU s':>8} {'CPU ms/f':>9} {'RSS MB':>8}"
     )
     for scenario in SCENARIOS:
-        m, r, f = res["monitor"][scenario], res["reader"][scenario], res["floor"][scenario]
+        r, f = res["reader", "-"][scenario], res["floor", "-"][scenario]
+        rr = res["reader-run", "-"][scenario]
         floor_cpu = f["cpu"] + f["lxml_cpu"]
-        print(f"\n[{scenario}]  outcomes: monitor {m.get('outcomes')}  reader {r.get('outcomes')}")
+        outcomes = res["monitor", rule_sets[0]][scenario].get("outcomes")
+        print(f"\n[{scenario}]  outcomes: monitor {outcomes}  reader {r.get('outcomes')}")
         print(head)
-        print(fmt_row("news-monitor", m, feeds, m["cpu"]))
-        print(fmt_row("reader", r, feeds, r["cpu"]))
-        print(fmt_row("floor: fetch", f, feeds, f["cpu"]))
+        print("  whole process (imports included):")
+        for rules in rule_sets:
+            print(fmt_row(f"news-monitor once [{rules}]", res["once", rules][scenario], feeds))
+        print(fmt_row("reader (script)", rr, feeds))
+        print("  in-process (one poll cycle):")
+        for rules in rule_sets:
+            print(fmt_row(f"news-monitor [{rules}]", res["monitor", rules][scenario], feeds))
+        print(fmt_row("reader", r, feeds))
+        print(fmt_row("floor: fetch", f, feeds))
         lx = dict(f, wall=f["lxml_wall"] or 1e-9)
         print(fmt_row("floor: lxml parse", lx, feeds, f["lxml_cpu"]))
-        print(
-            f"  ratios (CPU): reader/news-monitor = {r['cpu'] / m['cpu']:.2f}x   "
-            f"news-monitor/reader = {m['cpu'] / r['cpu']:.2f}   "
-            f"news-monitor/floor(fetch+lxml) = {m['cpu'] / floor_cpu:.2f}x   "
-            f"news-monitor/floor(fetch) = {m['cpu'] / f['cpu']:.2f}x"
-        )
+        for rules in rule_sets:
+            w, m = res["once", rules][scenario], res["monitor", rules][scenario]
+            print(
+                f"  ratios (CPU) [{rules}]: reader/news-monitor = {rr['cpu'] / w['cpu']:.2f}x "
+                f"whole, {r['cpu'] / m['cpu']:.2f}x in-process   "
+                f"news-monitor/floor(fetch+lxml) = {m['cpu'] / floor_cpu:.2f}x   "
+                f"news-monitor/floor(fetch) = {m['cpu'] / f['cpu']:.2f}x"
+            )
+
+
+TARGETS = {"cold": 2.0, "304": 3.0, "same-body": 3.0, "10%-new": 4.0}
+
+
+def print_summary(res: dict, feeds: int, rule_sets: list[str]) -> None:
+    """The issue's table: whole-process CPU, in-process in brackets, reader / news-monitor."""
+    print(f"\n[summary] {feeds} feeds; CPU s of the whole process (in-process figure in "
+          "brackets); ratio = reader / news-monitor")  # fmt: skip
+    cols = "".join(
+        f" {'news-monitor [' + k + ']':>22} {'ratio':>15} {'matches':>7}" for k in rule_sets
+    )
+    peaks = " / ".join(f"nm [{k}]" for k in rule_sets)
+    print(f"  {'scenario':<10} {'reader':>15}{cols} {'target':>6}   peak RSS MB: {peaks} / reader")
+    for scenario in SCENARIOS:
+        rr, r = res["reader-run", "-"][scenario], res["reader", "-"][scenario]
+        line = f"  {scenario:<10} {rr['cpu']:6.2f} ({r['cpu']:6.2f})"
+        rss = []
+        for rules in rule_sets:
+            w, m = res["once", rules][scenario], res["monitor", rules][scenario]
+            ratio = f"{rr['cpu'] / w['cpu']:.2f}x ({r['cpu'] / m['cpu']:.2f}x)"
+            line += f" {w['cpu']:13.2f} ({m['cpu']:6.2f}) {ratio:>15} {w.get('matches', 0):7d}"
+            rss.append(f"{w['rss_mb']:.0f}")
+        print(f"{line} {TARGETS[scenario]:5.0f}x   {' / '.join(rss)} / {rr['rss_mb']:.0f}")
+
+
+def curve(server: Server, work: Path, sizes: list[int], rules: str) -> None:
+    """CPU per feed and peak RSS of the whole-process `once` as the number of feeds grows."""
+    rows: dict[tuple[int, str], dict] = {}
+    for n in sizes:
+        db, cfg = work / f"curve-{n}.sqlite", work / f"curve-{n}.toml"
+        _feeds.write_config(cfg, database=db, base_url=server.base, feeds=n, interval="5m",
+                            concurrency=CONCURRENCY, rules=rules)  # fmt: skip
+        for scenario in ("cold", "304"):
+            prepare(server, scenario)
+            rows[n, scenario] = whole_monitor(cfg, work, f"curve-{n}-{scenario}")
+    first = sizes[0]
+    print(f"\n[curve] news-monitor once, whole process, rules [{rules}]; x{first} = CPU per "
+          f"feed against the {first}-feed figure (target: within 1.5x)")  # fmt: skip
+    print(f"  {'feeds':>6} {'scenario':<9} {'CPU s':>8} {'ms/feed':>8} {'x' + str(sizes[0]):>7} "
+          f"{'RSS MB':>7} {'wall s':>7} {'new':>7} {'matches':>7}")  # fmt: skip
+    for scenario in ("cold", "304"):
+        base = rows[sizes[0], scenario]["cpu"] / sizes[0]
+        for n in sizes:
+            w = rows[n, scenario]
+            per = w["cpu"] / n
+            print(f"  {n:6d} {scenario:<9} {w['cpu']:8.2f} {per * 1000:8.3f} {per / base:6.2f}x "
+                  f"{w['rss_mb']:7.0f} {w['wall']:7.1f} {w.get('new', 0):7d} "
+                  f"{w.get('matches', 0):7d}")  # fmt: skip
 
 
 def latency(server: Server, work: Path, args: argparse.Namespace) -> None:
@@ -358,100 +466,6 @@ def latency(server: Server, work: Path, args: argparse.Namespace) -> None:
         print(f"  {missed} items never arrived within 20 s")
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss(pid: int) -> tuple[float, float]:
-    status = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        status[key] = value
-    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
-
-
-def idle(server: Server, work: Path, args: argparse.Namespace, monitor_db: Path) -> None:
-    """`run` with N sources, everything known and unchanged: CPU and RSS of the daemon.
-
-    A 5-minute interval would need a long run; instead the interval is shortened to
-    `--idle-interval` and the cost is split into a per-cycle part (CPU in the seconds when polls
-    happen) and a baseline (ticks, outbox drains, config watch: CPU in the quiet seconds). The
-    estimate for 5 minutes is baseline + per-cycle CPU / 300 s.
-    """
-    server.call("/control/reset")
-    db = work / "idle.db"
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(str(monitor_db) + suffix)
-        if src.exists():
-            shutil.copy(src, str(db) + suffix)
-    with sqlite3.connect(db) as conn:  # every source due now, as after a restart
-        conn.execute("UPDATE sources SET next_poll = NULL, lease_until = NULL")
-    cfg = work / "idle.toml"
-    _feeds.write_config(
-        cfg,
-        database=db,
-        base_url=server.base,
-        feeds=args.feeds,
-        interval=f"{args.idle_interval}s",
-        concurrency=CONCURRENCY,
-    )
-    log = open(work / "idle-daemon.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [PY, "-m", "monitor", "--config", str(cfg), "run"], stdout=log, stderr=log, cwd=work
-    )
-    samples: list[tuple[float, float, int]] = []  # (time, cpu s, requests)
-    peak_rss = 0.0
-    try:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < args.idle_seconds:
-            samples.append((time.monotonic(), proc_cpu(proc.pid), server.stats()["requests"]))
-            peak_rss = max(peak_rss, proc_rss(proc.pid)[0])
-            time.sleep(1.0)
-        hwm = proc_rss(proc.pid)[1]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
-    # the measured window starts when the first (restart) cycle is over
-    start = next(
-        (
-            k
-            for k in range(1, len(samples))
-            if samples[k][2] >= samples[0][2] + args.feeds and samples[k][2] == samples[k - 1][2]
-        ),
-        None,
-    )
-    print(f"\n[idle] news-monitor run, {args.feeds} sources, all unchanged (304 after restart)")
-    if start is None or start >= len(samples) - 2:
-        print("  the first cycle did not finish in time; run longer (--idle-seconds)")
-        return
-    window = samples[start:]
-    span = window[-1][0] - window[0][0]
-    cpu = window[-1][1] - window[0][1]
-    polls = window[-1][2] - window[0][2]
-    quiet = busy = quiet_cpu = busy_cpu = 0.0
-    for a, b in zip(window, window[1:], strict=False):
-        dt, dc = b[0] - a[0], b[1] - a[1]
-        if b[2] == a[2]:
-            quiet, quiet_cpu = quiet + dt, quiet_cpu + dc
-        else:
-            busy, busy_cpu = busy + dt, busy_cpu + dc
-    base = quiet_cpu / quiet if quiet else 0.0
-    per_poll = (busy_cpu - base * busy) / polls if polls else 0.0
-    estimate = base + per_poll * args.feeds / 300.0
-    print(
-        f"  at interval {args.idle_interval}s: {span:.0f} s window, {polls} polls, "
-        f"CPU {cpu:.2f} s = {100 * cpu / span:.1f}% of one core"
-    )
-    print(
-        f"  baseline (no polls) {100 * base:.2f}% of a core; {1000 * per_poll:.2f} ms CPU per "
-        f"unchanged poll"
-    )
-    print(f"  estimate at a 5-minute interval: {100 * estimate:.2f}% of one core (target < 5%)")
-    print(f"  RSS: peak sampled {peak_rss:.0f} MB, VmHWM {hwm:.0f} MB (target < 300 MB)")
-
-
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
         worker_main(sys.argv[2:])
@@ -459,43 +473,43 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--feeds", type=int, default=1000)
     p.add_argument("--items", type=int, default=20)
+    p.add_argument(
+        "--rules", default="10%,none", help="rule sets of news-monitor (_feeds.rule_set)"
+    )
+    p.add_argument("--curve", default="100,1000,10000", help="feed counts of the cost curve")
     p.add_argument("--latency-trials", type=int, default=10)
     p.add_argument("--latency-feeds", type=int, default=20)
-    p.add_argument("--idle-seconds", type=float, default=100.0)
-    p.add_argument("--idle-interval", type=int, default=30)
     p.add_argument("--profile", action="store_true", help="also profile news-monitor (cProfile)")
     p.add_argument("--profile-top", type=int, default=15)
-    p.add_argument("--skip", default="", help="comma list of: latency, idle")
+    p.add_argument("--skip", default="", help="comma list of: curve, latency")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-
-    import reader
+    rule_sets = args.rules.split(",")
+    sizes = [] if "curve" in skip else [int(n) for n in args.curve.split(",")]
 
     work = Path(tempfile.mkdtemp(prefix="bench-poll-"))
-    server = Server(args.feeds, args.items)
+    server = Server(max([args.feeds, *sizes]), args.items)
     try:
         print(f"bench_poll: {args.feeds} feeds x {args.items} items, {server.origin}")
-        print(
-            f"  reader {reader.__version__}; {os.cpu_count()} CPUs; python {sys.version.split()[0]}"
-        )
-        print("  CPU = whole-process user+sys of the measuring subprocess; RSS = its ru_maxrss")
-        cfg = work / "monitor.toml"
-        _feeds.write_config(
-            cfg,
-            database=work / "monitor.db",
-            base_url=server.base,
-            feeds=args.feeds,
-            interval="5m",
-            concurrency=CONCURRENCY,
-        )
-        res = {k: contender(k, server, work, args, cfg) for k in ("monitor", "reader", "floor")}
-        print_table(res, args.feeds)
+        print(f"  reader {importlib.metadata.version('reader')}; {os.cpu_count()} CPUs; "
+              f"python {sys.version.split()[0]}")  # fmt: skip
+        print("  whole process: CPU = user+sys of the child (os.wait4), imports included; "
+              "RSS = its peak")  # fmt: skip
+        print("  in-process: CPU = getrusage around one poll cycle; RSS = ru_maxrss")
+        res: dict[tuple[str, str], dict] = {}
+        for rules in rule_sets:
+            res["once", rules] = contender("once", server, work, args.feeds, rules)
+            res["monitor", rules] = contender("monitor", server, work, args.feeds, rules)
+        for kind in ("reader-run", "reader", "floor"):
+            res[kind, "-"] = contender(kind, server, work, args.feeds)
+        print_table(res, args.feeds, rule_sets)
+        print_summary(res, args.feeds, rule_sets)
+        if sizes:
+            curve(server, work, sizes, rule_sets[0])
         if "latency" not in skip:
             latency(server, work, args)
-        if "idle" not in skip:
-            idle(server, work, args, work / "monitor.db")
         if args.profile:
-            profile_monitor(server, work, cfg, args)
+            profile_monitor(server, work, args)
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -173,7 +173,7 @@ PARTS = (
     (store_stories, "_candidates", "lookup"),
     (grouping, "place", "place"),
     (store_copies, "check_copy", "copies"),
-    (store_copies, "file_signature", "copies"),
+    (store_copies, "file_signatures", "copies"),
     (store_stories, "prune_window", "prune"),
     (store_copies, "prune_window", "prune"),
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import re
 
-__all__ = ["SINGLE_BYTE", "codec_name", "encoding_agrees"]
+__all__ = ["SINGLE_BYTE", "blank", "codec_name", "encoding_agrees", "is_utf8"]
 
 # Single-byte charsets that servers often declare for bodies that are really UTF-8.
 SINGLE_BYTE = frozenset(
@@ -35,9 +35,35 @@ def encoding_agrees(body: bytes, charset: str | None) -> bool:
     before lxml's reading of a body can stand for feedparser's."""
     if not charset:
         return True
-    declared = _XML_ENCODING.match(body.removeprefix(codecs.BOM_UTF8)[:200])
+    declared = _XML_ENCODING.match(body[:203].removeprefix(codecs.BOM_UTF8)[:200])
     name = declared.group(1).decode("ascii", "replace") if declared else "utf-8"
     try:
         return codecs.lookup(name).name == codecs.lookup(charset.strip()).name
     except LookupError:
         return False
+
+
+# Helpers that look at a whole body without copying it: `body.strip()` copies any body that ends
+# in a newline (most do), `body.removeprefix(BOM)` any that starts with a BOM, and a decode for
+# validation makes a str of up to 4 bytes a character; each was a transient copy per poll.
+_BLANK = re.compile(rb"\s*")  # bytes.strip()'s whitespace: ASCII space, \t \n \r \v \f
+_BLANK_AFTER_BOM = re.compile(rb"(?:\xef\xbb\xbf)?\s*")
+_STEP = 1 << 20
+
+
+def blank(body: bytes, *, bom: bool = False) -> bool:
+    """`not body.strip()`; with `bom`, `not body.removeprefix(UTF-8 BOM).strip()`."""
+    return (_BLANK_AFTER_BOM if bom else _BLANK).fullmatch(body) is not None
+
+
+def is_utf8(body: bytes) -> bool:
+    """Does `body.decode("utf-8")` succeed? Decoded 1 MB at a time, the text thrown away."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(body)
+    try:
+        for at in range(0, len(view), _STEP):
+            decoder.decode(view[at : at + _STEP])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -212,7 +212,9 @@ def _clean(value: Any) -> str:
         return ""
     text = html.unescape(html.unescape(value))
     if "<" in text:
-        text = BeautifulSoup(text, "lxml").get_text(" ")
+        fragment = BeautifulSoup(text, "lxml")
+        text = fragment.get_text(" ")
+        fragment.decompose()
     return fix_mojibake(" ".join(text.split()))
 
 
@@ -412,6 +414,13 @@ def main_text(doc: BeautifulSoup) -> str:
 def extract_article(body: bytes, *, url: str, charset: str | None) -> Extracted:
     """Title, author, date, main text and language of an article page (ParseError if too big)."""
     doc = soup(body, charset)
+    try:
+        return _extract(doc)
+    finally:
+        doc.decompose()  # a reference cycle: freed now, not at the collector's next full pass
+
+
+def _extract(doc: BeautifulSoup) -> Extracted:
     ld = _json_ld(doc)
     h1 = doc.find("h1")
     page_title = doc.title.get_text(" ", strip=True) if doc.title else ""

@@ -26,6 +26,7 @@ import soupsieve
 from bs4 import BeautifulSoup, Tag
 
 from monitor.errors import ParseError
+from monitor.ingest.charsets import blank
 from monitor.ingest.extract import parse_date, soup
 from monitor.ingest.parse import ParsedFeed
 from monitor.models import RawEntry, Source
@@ -105,9 +106,19 @@ def parse_listing(body: bytes, *, url: str, charset: str | None, source: Source)
     """A listing page -> one RawEntry per distinct article link, in page order."""
     if not source.links:
         raise ParseError("an html source needs `links`, a CSS selector for the article links")
-    if not body.strip():
+    if blank(body):
         raise ParseError("empty response")
     doc: BeautifulSoup = soup(body, charset)
+    try:
+        return _listing(doc, url=url, source=source)
+    finally:
+        # bs4 trees are reference cycles (parent <-> child): without this one waits in memory,
+        # a few times the page's size, for the garbage collector's next full pass
+        doc.decompose()
+
+
+def _listing(doc: BeautifulSoup, *, url: str, source: Source) -> ParsedFeed:
+    assert source.links is not None  # checked by parse_listing
     root = doc.body or doc
     base_tag = doc.find("base", href=True)
     base = urljoin(url, str(base_tag["href"])) if isinstance(base_tag, Tag) else url

@@ -1,6 +1,8 @@
 """SQL for same-article detection (copies and similarity sketches); called inside the store's
 transactions. The decisions are monitor/stories/copies.py's; this module reads the window's
-candidates and writes the outcome. `signatures` and `sig_keys` hold the window only."""
+candidates and writes the outcome, a poll's through its Batch (store/batch.py: the URL, GUID,
+copy and fingerprint lookups of all its items in one statement). `signatures` and `sig_keys`
+hold the window only."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import sqlite3
 from array import array
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from monitor.models import Article, Candidate, CopyOf, Known
 from monitor.store.rows import most_shared
@@ -34,7 +37,9 @@ def _unpack(blob: bytes) -> tuple[int, ...]:
 def find_copy(
     conn: sqlite3.Connection, article: Article, sig: Sequence[int], since: datetime
 ) -> tuple[int, str, float] | None:
-    """(original id, tier, similarity) when `article` is a copy of one first seen since `since`."""
+    """(original id, tier, similarity) when `article` is a copy of one first seen since `since`,
+    by fingerprint or sketch alone (one article at a time: bench/eval_dedupe.py; a poll asks
+    check_copy)."""
     if article.fingerprint:
         row = conn.execute(
             "SELECT id FROM articles WHERE fingerprint = ? AND first_seen >= ? LIMIT 1",
@@ -42,6 +47,14 @@ def find_copy(
         ).fetchone()
         if row is not None:
             return int(row[0]), "fingerprint", 1.0
+    best = find_similar(conn, sig, since)
+    return (best[0], "similar", best[1]) if best else None
+
+
+def find_similar(
+    conn: sqlite3.Connection, sig: Sequence[int], since: datetime
+) -> tuple[int, float] | None:
+    """(id, similarity) of the window's sketch most like `sig`, at or above COPY_JACCARD."""
     keys = copies.index_keys(sig)
     if not keys:
         return None
@@ -53,82 +66,81 @@ def find_copy(
         "ON c.article_id = s.article_id",
         params,
     ).fetchall()
-    best = copies.best_copy(sig, ((int(r[0]), _unpack(r[1])) for r in rows))
-    return (best[0], "similar", best[1]) if best else None
+    return copies.best_copy(sig, ((int(r[0]), _unpack(r[1])) for r in rows))
 
 
-def record_copy(
-    conn: sqlite3.Connection,
-    original_id: int,
-    article: Article,
-    tier: str,
-    similarity: float,
-    now: datetime,
-) -> bool:
-    """Remember that `article` (from its own source and URL) is a copy; True if it is new."""
-    cur = conn.execute(
-        "INSERT OR IGNORE INTO copies (article_id, source, url, guid, title, seen_at, tier, "
-        "similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            original_id,
-            article.source,
-            article.url,
-            article.guid,
-            article.title,
-            ts(now),
-            tier,
-            similarity,
-        ),
-    )
-    return cur.rowcount == 1
+class PollWindow(Protocol):
+    """What check_copy asks of a poll's window: store/batch.py's Batch."""
+
+    conn: sqlite3.Connection
+    since: datetime
+
+    def copy_of(self, article: Article) -> int | None: ...
+    def same_fingerprint(self, fingerprint: str) -> int | None: ...
+    def record_copy(
+        self, original: int, article: Article, tier: str, similarity: float
+    ) -> bool: ...
+    def flush(self) -> None: ...
 
 
-def check_copy(
-    conn: sqlite3.Connection,
-    candidate: Candidate,
-    known: Known | None,
-    now: datetime,
-    since: datetime,
-) -> CopyOf | None:
+def check_copy(batch: PollWindow, candidate: Candidate, known: Known | None) -> CopyOf | None:
     """The original the candidate is a copy of (recorded now, or by an earlier poll), else None.
 
     `known` is the stored article with the candidate's URL or GUID, if any: from another
-    source it is the original of a copy; from the same source it is the same article.
+    source it is the original of a copy; from the same source it is the same article. Every
+    other candidate is checked by recorded copy and fingerprint; by similarity only when a rule
+    matched it (a copy nobody is alerted about costs nothing if it is stored as an article of
+    its own), which is also when its sketch is compared.
     """
     article = candidate.article
     if known is not None:
         if known.source == article.source:
             return None
-        return CopyOf(known.id, new=record_copy(conn, known.id, article, "url", 1.0, now))
-    if (original := copy_of(conn, article)) is not None:
+        return CopyOf(known.id, new=batch.record_copy(known.id, article, "url", 1.0))
+    if (original := batch.copy_of(article)) is not None:
         return CopyOf(original, new=False)
-    # the similarity lookup only pays for articles some rule matched: a copy nobody is alerted
-    # about costs nothing if it is stored as an article of its own
-    found = find_copy(conn, article, candidate.sketch if candidate.matches else (), since)
+    original = batch.same_fingerprint(article.fingerprint) if article.fingerprint else None
+    if original is not None:
+        batch.record_copy(original, article, "fingerprint", 1.0)
+        return CopyOf(original, new=True)
+    if not candidate.matches or not copies.index_keys(candidate.sketch):
+        return None
+    batch.flush()  # the sketches this poll filed before are candidates too
+    found = find_similar(batch.conn, candidate.sketch, batch.since)
     if found is None:
         return None
-    record_copy(conn, found[0], article, found[1], found[2], now)
+    batch.record_copy(found[0], article, "similar", found[1])
     return CopyOf(found[0], new=True)
 
 
-def copy_of(conn: sqlite3.Connection, article: Article) -> int | None:
-    """The original of an already recorded copy (same source and URL), if any."""
-    row = conn.execute(
-        "SELECT article_id FROM copies WHERE source = ? AND url = ?", (article.source, article.url)
-    ).fetchone()
-    return int(row[0]) if row else None
+def insert_copies(conn: sqlite3.Connection, values: Sequence[tuple]) -> None:
+    """Remember copies: (original id, source, url, guid, title, seen_at, tier, similarity)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO copies (article_id, source, url, guid, title, seen_at, tier, "
+        "similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        values,
+    )
 
 
 def file_signature(
     conn: sqlite3.Connection, article_id: int, sig: Sequence[int], now: datetime
 ) -> None:
-    conn.execute(
+    """File one sketch (bench/eval_dedupe.py fills a window so; a poll files them together)."""
+    file_signatures(conn, [(article_id, sig)], now)
+
+
+def file_signatures(
+    conn: sqlite3.Connection, sigs: Sequence[tuple[int, Sequence[int]]], now: datetime
+) -> None:
+    """File (article id, sketch) pairs in the window, under their index keys."""
+    at = ts(now)
+    conn.executemany(
         "INSERT OR REPLACE INTO signatures (article_id, at, sig) VALUES (?, ?, ?)",
-        (article_id, ts(now), _pack(sig)),
+        [(article_id, at, _pack(sig)) for article_id, sig in sigs],
     )
     conn.executemany(
         "INSERT INTO sig_keys (key, article_id, at) VALUES (?, ?, ?)",
-        [(k, article_id, ts(now)) for k in copies.index_keys(sig)],
+        [(k, article_id, at) for article_id, sig in sigs for k in copies.index_keys(sig)],
     )
 
 

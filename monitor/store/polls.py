@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from monitor.models import Alert, Candidate, GoodPoll, Known, Match, Saved
+from monitor.models import Alert, Candidate, GoodPoll, Match, Saved
 from monitor.store import copies, rows, stories
+from monitor.store.batch import Batch
 from monitor.store.connection import SqliteBase
 from monitor.store.sources import record_success
 
@@ -44,64 +45,66 @@ class PollsMixin(SqliteBase):
         items this poll processed (see item_hashes); `skipped`: (reason, count) of those it
         left out (normalize.to_articles), shown by `sources`; `poll.warning`: what was wrong
         with the body ("malformed: ...") though its items could be read.
+
+        The lookups and writes of all the poll's items are batched (store/batch.py): a poll
+        of 20 new items hands SQLite ~20 statements instead of ~175.
         """
-        new_ids: list[int] = []
-        edited_ids: list[int] = []
-        new_matches: list[tuple[int, Match]] = []
-        copied: list[tuple[str, int]] = []
+        saved = _Saved()
         source, now = poll.source, poll.now
         since = now - timedelta(seconds=window)
         with self.immediate() as conn:
             copies.prune_window(conn, since)
             stories.prune_window(conn, since)
+            batch = Batch(conn, [c.article for c in candidates], now, since)
             for candidate in candidates:
-                known = rows.find_known(conn, candidate.article)
-                copy = copies.check_copy(conn, candidate, known, now, since)
-                if copy is not None:
-                    if copy.new:
-                        copied.append((candidate.article.url, copy.original))
-                    continue
-                if known is None:
-                    article_id = _insert_new(conn, candidate, now, since)
-                    new_ids.append(article_id)
-                else:
-                    article_id = known.id
-                    if _update_known(conn, known, candidate, now, since):
-                        edited_ids.append(article_id)
-                for match in _new_matches(conn, article_id, candidate, now, plan):
-                    new_matches.append((article_id, match))
+                _take(batch, candidate, plan, saved)
+            batch.flush()
             rows.save_item_hashes(conn, source, items, now)
-            rows.touch_listed(conn, source, listed, now)
+            processed = {key for key, _ in items}
+            rows.touch_listed(conn, source, [k for k in listed if k not in processed], now)
             # the body was read: no warning means a clean body (not "the last warning stands")
             clean = replace(poll, warning=poll.warning or "")
-            record_success(conn, clean, len(new_ids), skipped)
-        return Saved(tuple(new_ids), tuple(edited_ids), tuple(new_matches), tuple(copied))
+            record_success(conn, clean, len(saved.new_ids), skipped)
+        return Saved(
+            tuple(saved.new_ids), tuple(saved.edited_ids), tuple(saved.new_matches),
+            tuple(saved.copied),
+        )  # fmt: skip
 
 
-def _insert_new(
-    conn: sqlite3.Connection, candidate: Candidate, now: datetime, since: datetime
-) -> int:
-    """Store a new article with its sketch, word counts and story; its id."""
-    article_id = rows.insert_article(conn, candidate.article)
-    if candidate.sketch:
-        copies.file_signature(conn, article_id, candidate.sketch, now)
-    # every new article counts in the window's word frequencies
-    stories.count_terms(conn, [candidate.terms] if candidate.terms else [], now)
-    stories.place_story(conn, article_id, candidate, now, since)
-    return article_id
+@dataclass(slots=True)
+class _Saved:
+    new_ids: list[int] = field(default_factory=list)
+    edited_ids: list[int] = field(default_factory=list)
+    new_matches: list[tuple[int, Match]] = field(default_factory=list)
+    copied: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _update_known(
-    conn: sqlite3.Connection, known: Known, candidate: Candidate, now: datetime, since: datetime
-) -> bool:
-    """Store an edit of an article stored before (True if it changed), and put it in a story
-    when a rule matches it only now."""
-    article = candidate.article
-    edited = known.fingerprint != article.fingerprint or known.title != article.title
-    if edited:
-        rows.update_article(conn, known.id, article, now)
-    stories.place_story(conn, known.id, candidate, now, since)
-    return edited
+def _take(batch: Batch, candidate: Candidate, plan: Planner | None, saved: _Saved) -> None:
+    """One candidate, decided as if alone after the ones before it (store/batch.py): a copy is
+    recorded; a new article is queued with its sketch and word counts (every new article
+    counts in the window's word frequencies); an edit is queued. A matched one then joins a
+    story (an edit too, when a rule matches it only now) and its new matches are planned, on
+    what the poll wrote so far."""
+    known = batch.known(candidate.article)
+    copy = copies.check_copy(batch, candidate, known)
+    if copy is not None:
+        if copy.new:
+            saved.copied.append((candidate.article.url, copy.original))
+        return
+    if known is None:
+        article_id = batch.add_article(candidate)
+        saved.new_ids.append(article_id)
+    else:
+        article_id = known.id
+        if batch.edit_article(known, candidate.article):
+            saved.edited_ids.append(article_id)
+    if not candidate.matches:
+        return
+    batch.flush()  # placement and planning read the window, this poll's writes included
+    conn, now = batch.conn, batch.now
+    stories.place_story(conn, article_id, candidate, now, batch.since)
+    for match in _new_matches(conn, article_id, candidate, now, plan):
+        saved.new_matches.append((article_id, match))
 
 
 def _new_matches(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.models import Alert, Article, Fact, FactKind, Known, Match
@@ -32,43 +33,25 @@ def global_guid(guid: str) -> bool:
     return ":" in guid or "/" in guid
 
 
-def insert_article(conn: sqlite3.Connection, article: Article) -> int:
-    cur = conn.execute(
-        "INSERT INTO articles (source, guid, url, title, summary, text, language, published, "
-        "first_seen, updated_at, author, fingerprint) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            article.source,
-            article.guid,
-            article.url,
-            article.title,
-            article.summary,
-            article.text,
-            article.language,
-            ts(article.published),
-            ts(article.first_seen),
-            ts(article.first_seen),
-            article.author,
-            article.fingerprint,
-        ),
+_ARTICLE_ROW = (
+    "id, source, guid, url, title, summary, text, language, published, first_seen, updated_at, "
+    "author, fingerprint"
+)
+
+
+def insert_articles(conn: sqlite3.Connection, values: Sequence[tuple]) -> None:
+    """Insert new articles, ids given (store/batch.py numbers them under the write lock)."""
+    conn.executemany(
+        f"INSERT INTO articles ({_ARTICLE_ROW}) VALUES ({', '.join('?' * 13)})", values
     )
-    return int(cur.lastrowid)
 
 
-def update_article(
-    conn: sqlite3.Connection, article_id: int, article: Article, now: datetime
-) -> None:
-    conn.execute(
+def update_articles(conn: sqlite3.Connection, values: Sequence[tuple]) -> None:
+    """Store edits: (title, summary, text, fingerprint, updated_at, id) each."""
+    conn.executemany(
         "UPDATE articles SET title = ?, summary = ?, text = ?, fingerprint = ?, "
         "updated_at = ?, edits = edits + 1 WHERE id = ?",
-        (
-            article.title,
-            article.summary,
-            article.text,
-            article.fingerprint,
-            ts(now),
-            article_id,
-        ),
+        values,
     )
 
 
@@ -143,30 +126,77 @@ def _select_in(
         yield from conn.execute(sql.format(",".join("?" * len(chunk))), (*params, *chunk))
 
 
-def find_known(conn: sqlite3.Connection, article: Article) -> Known | None:
-    """The stored article with this article's URL, else its GUID (see global_guid)."""
-    row = conn.execute(
-        "SELECT id, source, title, fingerprint FROM articles WHERE url = ?", (article.url,)
-    ).fetchone()
-    if row is None and article.guid and article.guid != article.url:
-        if global_guid(article.guid):
-            row = conn.execute(
-                "SELECT id, source, title, fingerprint FROM articles WHERE guid = ? LIMIT 1",
-                (article.guid,),
-            ).fetchone()
-        else:
-            row = conn.execute(
-                "SELECT id, source, title, fingerprint FROM articles "
-                "WHERE guid = ? AND source = ? LIMIT 1",
-                (article.guid, article.source),
-            ).fetchone()
-    return Known(*row) if row else None
+@dataclass(slots=True)
+class PollRows:
+    """What the window holds about one poll's articles (see poll_rows)."""
+
+    by_url: dict[str, Known] = field(default_factory=dict)  # stored article of each URL
+    by_guid: dict[str, list[Known]] = field(default_factory=dict)  # ... of each GUID, by id
+    copies: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, URL) -> original
+    fingerprints: dict[str, int] = field(default_factory=dict)  # lowest id seen since `since`
+    max_id: int = 0  # the highest article id
+
+
+_POLL_CHUNK = 200  # articles per statement: at most 4 parameters each, under SQLite's 999
+
+
+def poll_rows(conn: sqlite3.Connection, articles: Sequence[Article], since: datetime) -> PollRows:
+    """Everything a poll's decisions may ask about its articles, one statement per 200: the
+    stored articles with their URLs or GUIDs, their recorded copies, and the first article
+    with their fingerprint first seen since `since` (as `LIMIT 1` on the fingerprint index)."""
+    found = PollRows()
+    wanted = {(a.source, a.url) for a in articles}
+    for start in range(0, len(articles), _POLL_CHUNK):
+        sql, params = _poll_query(articles[start : start + _POLL_CHUNK], since, first=not start)
+        for part, key, row_id, source, title, fingerprint in conn.execute(sql, params):
+            if part == 0:
+                found.by_url[key] = Known(row_id, source, title, fingerprint)
+            elif part == 1:
+                found.by_guid.setdefault(key, []).append(Known(row_id, source, title, fingerprint))
+            elif part == 2 and (source, key) in wanted:
+                found.copies[(source, key)] = int(row_id)
+            elif part == 3:
+                found.fingerprints[key] = int(row_id)
+            elif part == 4:
+                found.max_id = int(row_id or 0)
+    for same in found.by_guid.values():
+        same.sort(key=lambda k: k.id)
+    return found
+
+
+def _poll_query(chunk: Sequence[Article], since: datetime, first: bool) -> tuple[str, list]:
+    urls = list(dict.fromkeys(a.url for a in chunk))
+    guids = list(dict.fromkeys(a.guid for a in chunk if a.guid and a.guid != a.url))
+    prints = list(dict.fromkeys(a.fingerprint for a in chunk if a.fingerprint))
+    cols = "id, source, title, fingerprint"
+    parts = [f"SELECT 0, url, {cols} FROM articles WHERE url IN ({_marks(urls)})"]
+    params: list = [*urls]
+    if guids:
+        parts.append(f"SELECT 1, guid, {cols} FROM articles WHERE guid IN ({_marks(guids)})")
+        params += guids
+    parts.append(
+        f"SELECT 2, url, article_id, source, NULL, NULL FROM copies WHERE url IN ({_marks(urls)})"
+    )
+    params += urls
+    if prints:
+        parts.append(
+            "SELECT 3, fingerprint, MIN(id), NULL, NULL, NULL FROM articles WHERE fingerprint IN "
+            f"({_marks(prints)}) AND first_seen >= ? GROUP BY fingerprint"
+        )
+        params += [*prints, ts(since)]
+    if first:
+        parts.append("SELECT 4, NULL, MAX(id), NULL, NULL, NULL FROM articles")
+    return " UNION ALL ".join(parts), params
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
 
 
 def known_rows(conn: sqlite3.Connection, articles: Sequence[Article]) -> dict[str, Known]:
-    """The stored article (or recorded copy) each candidate URL is, batched,
-    with find_known's precedence: a recorded copy (reported as unchanged), else the same URL,
-    else the same GUID (lowest id, as `LIMIT 1` on the guid index; see global_guid)."""
+    """The stored article (or recorded copy) each candidate URL is, batched, read before the
+    poll's transaction: a recorded copy (reported as unchanged), else the same URL, else the
+    same GUID (lowest id, as `LIMIT 1` on the guid index; see global_guid), as Batch.known."""
     copies: dict[tuple[str, str], int] = {}
     for source in {a.source for a in articles}:
         urls = [a.url for a in articles if a.source == source]
@@ -208,19 +238,22 @@ def save_item_hashes(
 ) -> None:
     """Record new or changed items' hashes (seen_at = when this content was first processed)."""
     if rows:
+        at = ts(now)
         conn.executemany(
             "INSERT OR REPLACE INTO item_hashes (source, item_key, item_hash, seen_at, listed_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            [(source, key, digest, ts(now), ts(now)) for key, digest in rows],
+            [(source, key, digest, at, at) for key, digest in rows],
         )
 
 
 def touch_listed(conn: sqlite3.Connection, source: str, keys: Sequence[str], now: datetime) -> None:
-    """The items a body lists are still there: their "seen" keys must outlive retention."""
+    """The items a body lists are still there: their "seen" keys must outlive retention (the
+    items a poll processed got their `listed_at` from save_item_hashes already)."""
     if keys:
+        at = ts(now)
         conn.executemany(
             "UPDATE item_hashes SET listed_at = ? WHERE source = ? AND item_key = ?",
-            [(ts(now), source, key) for key in keys],
+            [(at, source, key) for key in keys],
         )
 
 

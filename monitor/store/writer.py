@@ -74,6 +74,9 @@ class Writer:
             # a closed loop (RuntimeError) means nobody waits for this any more
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(outcome[0], future, outcome[1])
+            # let go of the call's arguments now: a poll's articles otherwise stay alive until
+            # the next call comes in, which for an idle daemon is the next poll interval
+            del job, args, kwargs, outcome
         if store is not None:
             store.close()
 
