@@ -21,8 +21,8 @@ Scenarios (`--quick`: the first four):
 On loopback every feed has the same host, so `per_host` is set equal to `concurrency` (real
 feeds are spread over many hosts).
 
-`--compare DIR` also runs the `monitor` package found in DIR (a copy of another version's tree,
-put first on PYTHONPATH), interleaved with this one, for before/after figures from one run.
+`--compare DIR[,DIR...]` also runs the `monitor` package found in each DIR (a copy of another
+version's tree, put first on PYTHONPATH), interleaved with this one: before/after from one run.
 
     python bench/bench_memory.py --quick              # ~2 minutes on 2 cores
     python bench/bench_memory.py --repeat 2           # twice, to show the spread
@@ -309,7 +309,8 @@ def main() -> None:
         f"python {sys.version.split()[0]}; "
         f"bench process RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"
     )
-    trees = [ROOT] + ([Path(args.compare).resolve()] if args.compare else [])
+    others = args.compare.split(",") if args.compare else []
+    trees = [ROOT, *(Path(d).resolve() for d in others)]
     try:
         for round_ in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="bench_memory_") as tmp:

@@ -20,6 +20,7 @@ Any failure leaves that article exactly as the feed gave it; nothing here raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -126,10 +127,15 @@ class FullText:
         max_per_poll: int = MAX_PER_POLL,
         delay: float = DELAY,
         robots: RobotsCache | None = None,
+        parsing: asyncio.Semaphore | None = None,
     ) -> None:
         self.max_per_poll = max_per_poll
         self.delay = delay  # seconds between two article requests to one host
         self.robots = robots if robots is not None else RobotsCache()
+        # pages parsed at once, shared with the polls' feed parsing (the Monitor passes its
+        # own): a bs4 tree is several times its page, and every poll's pages would otherwise
+        # be parsed at the same time, one thread each
+        self.parsing = parsing
 
     async def enrich(
         self, articles: Sequence[Article], *, fetcher: Fetcher, source: Source, now: datetime
@@ -178,9 +184,10 @@ class FullText:
             fetched = await fetcher.fetch(url, allow_private=source.allow_private)
             if fetched.content_type not in _HTML_TYPES:
                 return article
-            got = await asyncio.to_thread(
-                extract_article, fetched.body, url=fetched.url, charset=fetched.charset
-            )
+            async with self.parsing or contextlib.nullcontext():
+                got = await asyncio.to_thread(
+                    extract_article, fetched.body, url=fetched.url, charset=fetched.charset
+                )
         except (MonitorError, OSError, ValueError) as exc:
             log.info("article not fetched", url=url, error=str(exc))
             return article

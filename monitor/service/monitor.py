@@ -70,8 +70,9 @@ class Monitor:
         self.ruleset = make_ruleset(config.rules)
         self.lexicon = load_lexicon(config.settings.lexicon)
         self.fetcher = make_fetcher(config.settings)
-        self.fulltext = FullText()  # article pages; keeps robots.txt from poll to poll
         self.analysing = asyncio.Semaphore(ANALYSE_SLOTS)  # bodies parsed at once, all polls
+        # article pages; keeps robots.txt from poll to poll
+        self.fulltext = FullText(parsing=self.analysing)
         self.polling = asyncio.Semaphore(config.settings.concurrency)  # see `poll`
         self.inflight: dict[str, asyncio.Task] = {}
         self._drain_lock = asyncio.Lock()
