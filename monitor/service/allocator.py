@@ -7,8 +7,8 @@ after a large block is freed, it raises its mmap threshold to that size (up to 3
 bodies of a few MB come from the arenas instead of being mapped and unmapped. Both keep freed
 memory resident: after a `once` over the hostile and parser corpora, 50-100 MB of the arenas was
 free but not returned. Two arenas and the default 128 KiB threshold, fixed, cut the corpus
-`once`'s peak by 20-30 MB (bench/bench_memory.py, same run: 150 -> 131 MB with the shipped
-defaults, 298 -> 272 MB with a 60 MB feed accepted), at no measurable CPU cost.
+`once`'s peak by 20-40 MB (bench/bench_memory.py, two runs: 151-170 -> 129-131 MB with the
+shipped defaults, 301-311 -> 270-280 MB with a 60 MB feed accepted), at no measurable CPU cost.
 
 Only glibc has these knobs; elsewhere (musl, macOS) `tune_malloc` does nothing. The values are
 set when a `Monitor` is made, so they override MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_ from
