@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config.loader import Config, _Locator, default_config_path, load, parse_duration
+from monitor.config.lines import Locator
+from monitor.config.loader import Config, default_config_path, load, parse_duration
 from monitor.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -449,7 +450,7 @@ def test_locator_ignores_lookalike_lines_inside_multiline_strings():
         name = 'b'
         '''
     ).lstrip("\n")
-    locator = _Locator(text)
+    locator = Locator(text)
     assert locator.line(("rules", 0, "name")) == 2
     assert locator.line(("rules", 0, "channels")) == 7
     assert locator.line(("rules", 1, "name")) == 9

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from monitor.config import loader as config
+from monitor.config import tables as config
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -52,7 +52,7 @@ def models() -> dict[str, type[BaseModel]]:
     """The pydantic model that validates each documented table, as the loader uses it."""
     found = {
         name: model
-        for name, model in vars(config).get("_TOP", {}).items()
+        for name, model in vars(config).get("TOP", {}).items()
         if isinstance(model, type) and issubclass(model, BaseModel)
     }
     assert set(TABLES) <= set(found), f"cannot find the models of {TABLES} in monitor.config"

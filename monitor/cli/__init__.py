@@ -2,6 +2,7 @@
 
 - `commands`: the click commands (check, once, run, alerts, notify-test, test-rule, search,
   stories, sources) and `main`, which maps our errors to exit codes;
+- `context`: the lazily loaded config, clock and store every command gets;
 - `report`: the tables and summaries the commands print.
 
 The top layer: may import everything, and nothing imports it. Commands import the heavy parts

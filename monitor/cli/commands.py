@@ -16,7 +16,6 @@ snapshots).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ import click
 
 from monitor import __version__, secrets
 from monitor.cli import report as report
+from monitor.cli.context import Context, pass_ctx
 from monitor.clock import Clock, SystemClock
 from monitor.errors import (
     ConfigError,
@@ -42,47 +42,6 @@ if TYPE_CHECKING:
     from monitor.config.loader import Config
     from monitor.models import DrainResult, PollResult, Source
     from monitor.store import Store
-
-
-class Context:
-    """Lazily loaded config, so `--help` works even with a broken config file and does not
-    import the loader (with pydantic, ~90 ms); the clock."""
-
-    def __init__(self, config_path: Path | None, clock: Clock) -> None:
-        self._config_path = config_path  # None: the default, resolved when first needed
-        self.clock = clock
-        self._config: Config | None = None
-
-    @property
-    def config_path(self) -> Path:
-        if self._config_path is None:
-            from monitor.config.loader import default_config_path
-
-            self._config_path = default_config_path(os.environ)
-        return self._config_path
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            from monitor.config.loader import load
-
-            try:
-                self._config = load(self.config_path)
-            except ConfigError as exc:
-                for problem in exc.problems:
-                    click.echo(problem, err=True)
-                raise SystemExit(2) from None
-        return self._config
-
-    def store(self) -> Store:
-        """The database, read-only: every command that uses this one only reads, so it works on
-        a file this user cannot write, and never creates one (`once` and `run` do)."""
-        from monitor.store import open_store
-
-        return open_store(self.config.settings.database, read_only=True)
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,6 +2,8 @@
 
 - `loader`: reads the file, substitutes `${VAR}`, validates every table and reports every mistake
   at once as `PATH:LINE: where: what`; the only code that reads the environment.
+- `tables`: the pydantic model of each table (its keys, types and defaults);
+- `lines`: where each table and key is in the raw text, for the line numbers in problems;
 - `values`: parsing one value (durations, sizes, names, selectors, cron, quiet hours).
 
 Sits beside the other domain packages: it imports `models`, `errors`, `secrets` and the rule

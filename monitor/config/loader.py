@@ -2,8 +2,8 @@
 
 Why it looks like this:
 - Every mistake is collected and reported at once as `PATH:LINE: where: what`, because a user
-  fixing a config one error per run gives up. tomllib keeps no line numbers, so `_Locator` scans
-  the raw text (skipping multi-line strings) for table headers and `key =` lines.
+  fixing a config one error per run gives up. tomllib keeps no line numbers, so
+  `lines.Locator` scans the raw text for table headers and `key =` lines.
 - pydantic (extra="forbid", strict) checks each table on its own, so one bad source does not hide
   the problems of the next; cross checks (duplicate names, undefined channels) run after, and
   see a table's valid keys even when others are invalid, so no mistake hides another.
@@ -17,7 +17,6 @@ Why it looks like this:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -25,30 +24,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from monitor import secrets
-from monitor.config.values import (
-    NAME_PATTERN,
-    Duration,
-    DurationOrZero,
-    Name,
-    PollInterval,
-    QuietHoursSpec,
-    Selector,
-    StoryWindow,
-    show,
-    too_often,
-    unknown_apprise_scheme,
-    valid_cron,
-    valid_http_url,
-    valid_language,
-    valid_query,
-    valid_size,
-    valid_timezone,
+from monitor.config.lines import Locator, where
+from monitor.config.tables import (
+    MB,
+    TOP,
+    TYPES,
+    MonitorTable,
+    RuleTable,
+    SourceTable,
+    Table,
+    suggest,
 )
+from monitor.config.values import NAME_PATTERN, show, too_often, unknown_apprise_scheme
 from monitor.config.values import (
     parse_duration as parse_duration,  # re-exported: other modules import it from here
 )
@@ -56,7 +48,6 @@ from monitor.errors import ConfigError
 from monitor.models import Rule, Source
 
 DEFAULT_PATH = Path("config/monitor.toml")
-MB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,149 +104,6 @@ def default_config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("NEWS_MONITOR_CONFIG") or DEFAULT_PATH)
 
 
-# ---------------------------------------------------------------- tables
-
-
-def _suggest(word: str, known: Any, form: str = ' (did you mean "{}"?)') -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
-    return form.format(close[0]) if close else ""
-
-
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class MonitorTable(_Table):
-    database: str = "data/monitor.db"
-    interval: Duration = 300.0
-    min_interval: Duration = 10.0
-    timezone: Annotated[str, AfterValidator(valid_timezone)] = "UTC"
-    concurrency: Annotated[int, Field(ge=1)] = 32
-    per_host: Annotated[int, Field(ge=1)] = 4
-    timeout: Duration = 30.0
-    max_bytes: Annotated[int, BeforeValidator(valid_size), Field(ge=1024)] = 10 * MB
-    retention: Duration = 90 * 86400.0
-    history_retention: Duration = 365 * 86400.0
-    story_window: StoryWindow = 72 * 3600.0
-    health_port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    log_format: Literal["auto", "human", "json"] = "auto"
-    max_attempts: Annotated[int, Field(ge=1)] = 8
-    failing_after: Duration = 6 * 3600.0
-    health_channel: Name | None = None
-    lexicon: list[str] = []
-
-
-class SourceTable(_Table):
-    name: Name
-    url: Annotated[str, AfterValidator(valid_http_url)]
-    kind: Literal["feed", "html"] = "feed"
-    language: Annotated[str, AfterValidator(valid_language)] | None = None
-    interval: PollInterval | None = None
-    links: Selector | None = None
-    title: Selector | None = None
-    summary: Selector | None = None
-    date: Selector | None = None
-    fetch_article: bool = False
-    allow_private: bool = False
-    robots: bool = True
-    enabled: bool = True
-
-
-class RuleTable(_Table):
-    name: Name
-    query: Annotated[str, AfterValidator(valid_query)]
-    channels: list[Name] = []
-    alert: Literal["story", "article"] = "story"
-    cooldown: DurationOrZero = 3600.0
-    digest: Annotated[str, AfterValidator(valid_cron)] | None = None
-    quiet_hours: QuietHoursSpec | None = None
-    urgent: bool = False
-    enabled: bool = True
-
-
-_TOP = {"monitor": MonitorTable, "channels": None, "sources": SourceTable, "rules": RuleTable}
-_TYPES = {"string_type": "text in quotes", "bool_type": "true or false", "list_type": "a list"}
-_TYPES |= {"int_type": "a whole number", "float_type": "a number", "dict_type": "a table"}
-
-
-# ---------------------------------------------------------------- line numbers
-
-
-def _open_delimiter(line: str, delim: str | None) -> str | None:
-    """The multi-line string delimiter still open at the end of `line` (None if none)."""
-    i, n = 0, len(line)
-    while i < n:
-        if delim is not None:
-            if delim == '"""' and line[i] == "\\":
-                i += 2
-            elif line.startswith(delim, i):
-                i += 3
-                while i < n and line[i] == delim[0]:
-                    i += 1
-                delim = None
-            else:
-                i += 1
-            continue
-        c = line[i]
-        if c == "#":
-            break
-        if line.startswith('"""', i) or line.startswith("'''", i):
-            delim, i = line[i : i + 3], i + 3
-        elif c in "\"'":
-            j = i + 1
-            while j < n and line[j] != c:
-                j += 2 if c == '"' and line[j] == "\\" else 1
-            i = j + 1
-        else:
-            i += 1
-    return delim
-
-
-class _Locator:
-    """Maps (table, index, key) to a line: tables by header, keys by `key =` lines."""
-
-    _HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*\]\]?\s*(?:#.*)?$")
-    _KEY = re.compile(r"\s*([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*[=.]")
-
-    def __init__(self, text: str) -> None:
-        self.headers: dict[tuple[str, int], int] = {}
-        self.keys: dict[tuple[str, int], dict[str, int]] = {}
-        counts: dict[str, int] = {}
-        table: tuple[str, int] | None = ("", 0)
-        delim: str | None = None
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if delim is None:
-                if line.lstrip().startswith("["):
-                    m = self._HEADER.match(line)
-                    table = None
-                    if m:
-                        name = m.group(2).strip('"')
-                        index = counts.get(name, 0) if m.group(1) == "[[" else 0
-                        counts[name] = index + 1 if m.group(1) == "[[" else 0
-                        table = (name, index)
-                        self.headers.setdefault(table, lineno)
-                elif table and (k := self._KEY.match(line)):
-                    self.keys.setdefault(table, {}).setdefault(k.group(1).strip("\"'"), lineno)
-            delim = _open_delimiter(line, delim)
-
-    def line(self, loc: tuple[Any, ...]) -> int:
-        section = str(loc[0]) if loc else ""
-        rest = loc[1:]
-        index = rest[0] if rest and isinstance(rest[0], int) else 0
-        rest = rest[1:] if rest and isinstance(rest[0], int) else rest
-        key = str(rest[0]) if rest else None
-        table = (section, index)
-        found = self.keys.get(table, {}).get(key) if key is not None else None
-        return found or self.headers.get(table) or self.keys.get(("", 0), {}).get(section) or 1
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 # ---------------------------------------------------------------- loading
 
 
@@ -293,7 +141,7 @@ class _Builder:
     """One load: collects (loc, message) problems, then formats them all with lines."""
 
     def __init__(self, path: Path, text: str, env: Mapping[str, str]) -> None:
-        self.path, self.env, self.locator = path, env, _Locator(text)
+        self.path, self.env, self.locator = path, env, Locator(text)
         self.problems: list[tuple[tuple[Any, ...], str]] = []
         self.secrets: set[str] = set()
         self.env_locs: set[tuple[Any, ...]] = set()  # values spoilt by an unset ${VAR}
@@ -334,7 +182,7 @@ class _Builder:
         return re.sub(r"\$\$\{|\$\{([^}\s]*)(\})?", repl, value)
 
     def validate(
-        self, model: type[_Table], data: Any, loc: tuple[Any, ...], part: bool = False
+        self, model: type[Table], data: Any, loc: tuple[Any, ...], part: bool = False
     ) -> Any:
         """The table's model, or None; with `part`, the model of its valid keys (all optional)."""
         if not isinstance(data, dict):
@@ -351,11 +199,11 @@ class _Builder:
                 return model.model_validate({k: v for k, v in data.items() if k not in bad})
         return None
 
-    def pydantic_problem(self, model: type[_Table], loc: tuple[Any, ...], err: Any) -> None:
+    def pydantic_problem(self, model: type[Table], loc: tuple[Any, ...], err: Any) -> None:
         kind, ctx, full = err["type"], err.get("ctx") or {}, (*loc, *err["loc"])
         if kind == "extra_forbidden":
             key = str(err["loc"][-1])
-            self.problem(full, f'unknown key "{key}"{_suggest(key, model.model_fields)}')
+            self.problem(full, f'unknown key "{key}"{suggest(key, model.model_fields)}')
             return
         if kind == "missing":
             message = "is required but missing"
@@ -363,8 +211,8 @@ class _Builder:
             message = str(ctx.get("error", err["msg"]))
         elif kind == "literal_error":
             message = "must be " + str(ctx.get("expected", "")).replace("'", '"')
-        elif kind in _TYPES:
-            message = f"must be {_TYPES[kind]}, not {show(err['input'])}"
+        elif kind in TYPES:
+            message = f"must be {TYPES[kind]}, not {show(err['input'])}"
         elif kind in ("greater_than_equal", "less_than_equal"):
             bound = ctx.get("ge", ctx.get("le"))
             message = f"must be at {'least' if 'ge' in ctx else 'most'} {bound}"
@@ -376,8 +224,8 @@ class _Builder:
         raw, data = data, self.substitute(data, ())
         secrets.remember(self.secrets)  # masked in every message of this process from now on
         for key in data:
-            if key not in _TOP:
-                self.problem((key,), f"unknown table or key{_suggest(key, _TOP)}")
+            if key not in TOP:
+                self.problem((key,), f"unknown table or key{suggest(key, TOP)}")
         monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",), part=True)
         settings = _settings(monitor or MonitorTable(), self.path.parent)
         if "min_interval" not in self.invalid.get(("monitor",), set()):
@@ -391,7 +239,7 @@ class _Builder:
             hide = secrets.Secrets(self.secrets).mask
             raise ConfigError(
                 [
-                    hide(f"{self.path}:{self.locator.line(loc)}: {_where(loc)}: {msg}")
+                    hide(f"{self.path}:{self.locator.line(loc)}: {where(loc)}: {msg}")
                     for loc, msg in ordered
                 ]
             )
@@ -406,7 +254,7 @@ class _Builder:
         ok = set(MonitorTable.model_fields) - self.invalid.get(("monitor",), set())
         name = monitor.health_channel
         if name is not None and name not in channels:
-            hint = _suggest(name, channels, '; did you mean "{}"?')
+            hint = suggest(name, channels, '; did you mean "{}"?')
             what = f'channel "{name}" is not defined in [channels]{hint}'
             self.problem(("monitor", "health_channel"), what)
         for i, path in enumerate(_settings(monitor, self.path.parent).lexicon):
@@ -493,7 +341,7 @@ class _Builder:
             names = item.get("channels") if isinstance(item, dict) else None
             for j, channel in enumerate(names if isinstance(names, list) else []):
                 if isinstance(channel, str) and channel and channel not in channels:
-                    hint = _suggest(channel, channels, '; did you mean "{}"?')
+                    hint = suggest(channel, channels, '; did you mean "{}"?')
                     what = f'channel "{channel}" is not defined in [channels]{hint}'
                     self.problem(("rules", i, "channels", j), what)
             rule = self.validate(RuleTable, item, ("rules", i))
