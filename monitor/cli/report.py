@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -199,3 +199,22 @@ def timeline_entry(entry, timezone: str) -> str:
         shown = ", ".join(readable(f) for f in entry.fresh[:12])
         lines.append(f"    added: {shown}")
     return "\n".join(lines)
+
+
+def emit_json(value: object) -> None:
+    """`--json` output, one convention for every command: one JSON document on stdout (a list
+    of objects, or an object), UTF-8 as is, times in ISO 8601 UTC, `None` as null."""
+    import dataclasses
+    import json
+    import sys
+
+    def plain(obj: object) -> object:
+        if isinstance(obj, datetime):
+            return obj.astimezone(UTC).isoformat() if obj.tzinfo else obj.isoformat()
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return dataclasses.asdict(obj)
+        if isinstance(obj, set | frozenset | tuple):
+            return list(obj)
+        return str(obj)
+
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=plain) + "\n")
