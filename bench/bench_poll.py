@@ -106,6 +106,7 @@ def worker_monitor(args: argparse.Namespace) -> dict:
             return func(*a, **k)
 
         asyncio.to_thread = inline
+        _inline_writer()
     cfg = config_mod.load(Path(args.config))
     logs.configure("json", level="error", secrets=cfg.secrets)
 
@@ -122,6 +123,23 @@ def worker_monitor(args: argparse.Namespace) -> dict:
         return {"new": sum(r.new for r in results), "outcomes": outcomes}
 
     return measure(lambda: asyncio.run(cycle()), args.profile)
+
+
+def _inline_writer() -> None:
+    """Profile mode: the store writer's calls run on the loop's thread, so cProfile sees
+    `save_poll` and the rest of the store's work (they normally run on the writer thread)."""
+    from monitor.store import open_store
+    from monitor.store.writer import Writer
+
+    stores: dict[int, object] = {}
+
+    async def call(self, method, *a, **k):
+        if id(self) not in stores:
+            stores[id(self)] = open_store(self._database, timeout=self._timeout)
+        store = stores[id(self)]
+        return getattr(store, method)(*a, **k)
+
+    Writer.call = call
 
 
 def worker_reader(args: argparse.Namespace) -> dict:
@@ -481,7 +499,7 @@ def main() -> None:
     p.add_argument("--latency-feeds", type=int, default=20)
     p.add_argument("--profile", action="store_true", help="also profile news-monitor (cProfile)")
     p.add_argument("--profile-top", type=int, default=15)
-    p.add_argument("--skip", default="", help="comma list of: curve, latency")
+    p.add_argument("--skip", default="", help="comma list of: compare, curve, latency")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     rule_sets = args.rules.split(",")
@@ -497,13 +515,14 @@ def main() -> None:
               "RSS = its peak")  # fmt: skip
         print("  in-process: CPU = getrusage around one poll cycle; RSS = ru_maxrss")
         res: dict[tuple[str, str], dict] = {}
-        for rules in rule_sets:
+        for rules in [] if "compare" in skip else rule_sets:
             res["once", rules] = contender("once", server, work, args.feeds, rules)
             res["monitor", rules] = contender("monitor", server, work, args.feeds, rules)
-        for kind in ("reader-run", "reader", "floor"):
-            res[kind, "-"] = contender(kind, server, work, args.feeds)
-        print_table(res, args.feeds, rule_sets)
-        print_summary(res, args.feeds, rule_sets)
+        if "compare" not in skip:
+            for kind in ("reader-run", "reader", "floor"):
+                res[kind, "-"] = contender(kind, server, work, args.feeds)
+            print_table(res, args.feeds, rule_sets)
+            print_summary(res, args.feeds, rule_sets)
         if sizes:
             curve(server, work, sizes, rule_sets[0])
         if "latency" not in skip:

@@ -30,7 +30,6 @@ from urllib.robotparser import RobotFileParser
 import structlog
 
 from monitor.errors import FetchError, MonitorError
-from monitor.ingest.extract import extract_article
 from monitor.ingest.fetch import Fetcher, host_addresses, is_public_address
 from monitor.ingest.normalize import TEXT_CHARS, fingerprint, normalize_language
 from monitor.models import Article, Source
@@ -184,6 +183,9 @@ class FullText:
             fetched = await fetcher.fetch(url, allow_private=source.allow_private)
             if fetched.content_type not in _HTML_TYPES:
                 return article
+            # bs4 and soupsieve (~50 ms of start-up) only for sources that fetch article pages
+            from monitor.ingest.extract import extract_article
+
             async with self.parsing or contextlib.nullcontext():
                 got = await asyncio.to_thread(
                     extract_article, fetched.body, url=fetched.url, charset=fetched.charset

@@ -23,7 +23,6 @@ from monitor.ingest.fetch import Fetcher
 from monitor.ingest.fulltext import FullText
 from monitor.ingest.identity import has_link
 from monitor.ingest.normalize import detect_language, to_articles
-from monitor.ingest.pages import parse_listing
 from monitor.ingest.parse import ParsedFeed, parse_feed, scan_items, without_items
 from monitor.models import (
     Alert,
@@ -100,6 +99,8 @@ def _analyse(
 ) -> tuple[Normalized, str]:
     """The articles, and the parser's warning about the body ("" if none)."""
     if source.kind == "html":
+        from monitor.ingest.pages import parse_listing  # bs4 + soupsieve: html sources only
+
         return _normalize(parse_listing(body, url=url, charset=charset, source=source), source, now)
     return _normalize(parse_feed(body, url=url, charset=charset), source, now)
 
