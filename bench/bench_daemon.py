@@ -35,6 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _feeds  # noqa: E402
+import _procs
 from _procs import PY, Server, proc_cpu, proc_rss  # noqa: E402
 
 NEWS_MONITOR = Path(PY).with_name("news-monitor")
@@ -213,6 +214,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    _procs.compile_package()  # as installed: see _procs.compile_package
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the daemon and server too
     work = Path(tempfile.mkdtemp(prefix="bench-daemon-"))
     server = Server(args.sources, args.items)

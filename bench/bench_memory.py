@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import _procs
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 HOSTILE = ("feedparser-tests/illformed", "feedparser-tests/encoding", "feedparser-tests/entities")
@@ -293,6 +295,7 @@ def main() -> None:
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    _procs.compile_package()  # as installed: see _procs.compile_package
     if not CORPUS.is_dir():
         print(f"skipped: {CORPUS} is not present")
         return

@@ -49,6 +49,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _feeds  # noqa: E402
+import _procs
 from _procs import Server, run_measured  # noqa: E402
 
 PY = sys.executable
@@ -501,6 +502,7 @@ def main() -> None:
     p.add_argument("--profile-top", type=int, default=15)
     p.add_argument("--skip", default="", help="comma list of: compare, curve, latency")
     args = p.parse_args()
+    _procs.compile_package()  # as installed: see _procs.compile_package
     skip = set(filter(None, args.skip.split(",")))
     rule_sets = args.rules.split(",")
     sizes = [] if "curve" in skip else [int(n) for n in args.curve.split(",")]

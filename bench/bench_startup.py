@@ -33,6 +33,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import _procs
+
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "config" / "monitor.toml"
 PY = sys.executable
@@ -215,6 +217,7 @@ def main() -> None:
         help="also print the N packages with the most import time, per command",
     )  # fmt: skip
     args = parser.parse_args()
+    _procs.compile_package()  # as installed: see _procs.compile_package
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     run(max(1, args.repeat), only, args.importtime)
 
