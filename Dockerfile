@@ -6,7 +6,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip install --no-cache-dir --prefix=/install .
+# [fulltext]: trafilatura for article bodies (~52 MB; README "Article pages" says why)
+RUN pip install --no-cache-dir --prefix=/install ".[fulltext]"
 
 FROM python:3.11-slim
 # tini as PID 1: forwards SIGTERM to the daemon and reaps zombies
@@ -16,7 +17,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends tini \
     && mkdir -p /data /config && chown monitor /data
 COPY --from=build /install /usr/local
 COPY config/monitor.toml /config/monitor.toml
+# /healthz and /metrics (when the config sets health_port) listen on every interface of the
+# container, or no one outside it could reach them; publish the port only to whom may scrape it
 ENV NEWS_MONITOR_CONFIG=/config/monitor.toml \
+    NEWS_MONITOR_HEALTH_HOST=0.0.0.0 \
     PYTHONUNBUFFERED=1
 # relative paths in the config (database = "data/monitor.db") resolve under /data
 WORKDIR /data

@@ -29,6 +29,8 @@ import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -122,6 +124,16 @@ def _set_title(item: etree._Element, title: str | None, tag: str) -> None:
             return
 
 
+def _set_date(item: etree._Element, when: datetime) -> None:
+    """Date an item (RSS pubDate, Atom and Dublin Core dates) `when`."""
+    for child in item:
+        name = _local(child.tag)
+        if name == "pubDate":
+            child.text = format_datetime(when)
+        elif name in ("date", "published", "updated", "issued", "modified"):
+            child.text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 _TEXTS = ("title", "description", "summary", "content", "encoded")
 _TAG = re.compile(r"<[^>]+>")
 
@@ -190,13 +202,14 @@ class Feed:
         root = copy.deepcopy(t.skeleton)
         parent = root if not t.parent_path else root.find(t.parent_path)
         assert parent is not None
-        fresh = []
+        fresh, now = [], datetime.now(UTC)
         for g in range(gen, 0, -1):  # newest first
             item = copy.deepcopy(t.items[0])
             _set_ids(item, f"f{self.index}/new{g}")
             _vary(item, f"f{self.index}/new{g}", t.words)  # real news items do not share text
             mark = f" {MARKER}" if marked(self.index, g) else ""
             _set_title(item, self.new_titles[g - 1], f"f{self.index} new {g}{mark}")
+            _set_date(item, now)  # new news: else `max_age` holds it (its template is old)
             fresh.append(item)
         for k in range(self.size - len(fresh)):
             item = copy.deepcopy(t.items[k % len(t.items)])
@@ -462,6 +475,7 @@ def write_config(
         f"concurrency = {concurrency}",
         f"per_host = {concurrency}",
         'log_format = "json"',
+        'log_level = "debug"',  # bench_daemon reads each poll's "polled" line
         "",
         "[channels]",
     ]

@@ -191,14 +191,19 @@ def patched(patches: Mapping[str, Any]) -> Iterator[None]:
 
 def write_config(workdir: Path, feeds: list[str], server: LoopbackServer, knobs: Knobs) -> Path:
     """One source per feed (no `language`: the pipeline reads or detects it, as in production)
-    and one story-mode rule matching everything, so every article gets a story."""
+    and one story-mode rule matching everything, so every article gets a story. The rule has
+    `backfill = true`: the figures measure grouping and the story alert policy over every
+    labelled article, while `max_age` (default 2 days) would hold the evergreen pieces an
+    outlet's homepage keeps listing (12 NYT items dated 2019-2022: 115 alerts, not 127, and
+    11 labelled stories never alerted)."""
     monitor = {"database": str(workdir / "stories.db"), "story_window": knobs.story_window}
     monitor.update(knobs.monitor)
     lines = ["[monitor]", *(f"{k} = {json.dumps(v)}" for k, v in monitor.items()), ""]
     for feed in feeds:
         url = server.url(f"/{feed}.xml")
         lines += ["[[sources]]", f"name = {json.dumps(feed)}", f"url = {json.dumps(url)}", ""]
-    lines += ["[[rules]]", f'name = "{RULE}"', f"query = {json.dumps(QUERY)}", 'alert = "story"']
+    lines += ["[[rules]]", f'name = "{RULE}"', f"query = {json.dumps(QUERY)}", 'alert = "story"',
+              "backfill = true"]  # fmt: skip
     path = workdir / "stories.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -29,6 +29,7 @@ class Source:
     robots: bool = True  # respect robots.txt for article pages
     enabled: bool = True
     url_template: str | None = None  # `url` as written, when it holds ${VAR} secrets
+    max_age: float = 2 * 86400.0  # seconds: older items are stored, not alerted (alerts/held.py)
 
     @property
     def shown_url(self) -> str:
@@ -49,6 +50,8 @@ class Rule:
     quiet_hours: QuietHours | None = None  # in the monitor's timezone
     urgent: bool = False  # urgent alerts ignore quiet hours
     enabled: bool = True
+    max_age: float | None = None  # seconds; None: the source's (alerts/held.py)
+    backfill: bool = False  # alert items of any age, a new source's backlog too
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,21 @@ class SourceState:
     last_error_at: datetime | None = None
     consecutive_errors: int = 0
     next_poll: datetime | None = None
+
+
+MuteKind = Literal["rule", "source"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """A rule or source muted until `until` (`news-monitor mute`): its new matches are
+    recorded, not alerted. `held`: how many it has held so far, when the reader asked."""
+
+    kind: MuteKind
+    name: str
+    since: datetime
+    until: datetime
+    held: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +146,7 @@ class Article:
     first_seen: datetime | None = None
     author: str | None = None
     fingerprint: str = ""  # hash of the normalized title + text; equal for exact copies
+    undated: bool = False  # the feed gave no usable date: `published` is when first seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +155,17 @@ class Match:
 
     rule: str
     terms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A stored article a `search` query matched: its id, the terms found (as the rule matcher
+    reports them) and a snippet with the matched words in [brackets]."""
+
+    id: int
+    article: Article
+    terms: tuple[str, ...]
+    snippet: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +221,8 @@ class Candidate:
     terms: Mapping[str, float] = field(default_factory=dict)
     language: str | None = None  # the language the terms were read in (detected from the words)
     facts: frozenset[str] = frozenset()  # names and numbers of the title and body
+    # rule -> why its match is recorded but not alerted ("muted", "old", "backlog": alerts/held)
+    held: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,13 +244,15 @@ class GoodPoll:
 
 @dataclass(frozen=True, slots=True)
 class Saved:
-    """What one committed poll changed: new and edited article ids, new match rows, and the
-    items recognised as copies of stored articles (copy's URL, original's id)."""
+    """What one committed poll changed: new and edited article ids, new matches that plan
+    alerts (the held ones are recorded too, counted by reason in `held`), and the items
+    recognised as copies of stored articles (copy's URL, original's id)."""
 
     new_ids: tuple[int, ...]
     edited_ids: tuple[int, ...]
     new_matches: tuple[tuple[int, Match], ...]
     copies: tuple[tuple[str, int], ...] = ()
+    held: tuple[str, ...] = ()  # why each new match that plans no alert was held (alerts/held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +313,8 @@ class StoryContext:
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """A claimed outbox row, ready to be sent."""
+    """A claimed outbox row, ready to be sent. `rules`: every rule it speaks for (one message
+    per article and channel), `rule` first: the one whose timing it follows."""
 
     id: int
     key: str
@@ -291,17 +326,19 @@ class Pending:
     article_id: int | None
     story_id: int | None
     digest: bool
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
-class UnsentStoryAlert:
-    """A story alert due and never tried yet, whose text may still change before it goes out:
-    its outbox row, article, rule and story, why it alerted (`reason`) and its current text."""
+class UnsentAlert:
+    """An alert due and never tried yet, whose text may still change before it goes out (a
+    story alert, or one several rules matched): its outbox row, article, rules (the first is
+    the row's rule), story, why a story alerted (`reason`) and its current text."""
 
     outbox_id: int
     article_id: int
-    rule: str
-    story_id: int
+    rules: tuple[str, ...]
+    story_id: int | None
     reason: str | None
     text: str
 
@@ -379,6 +416,7 @@ class PollResult:
     error: str | None = None
     skipped_items: tuple[tuple[str, int], ...] = ()  # (reason, count): items not stored, and why
     warning: str = ""  # what was wrong with a body read all the same ("malformed: ...")
+    held: tuple[tuple[str, int], ...] = ()  # (reason, count): new matches recorded, not alerted
 
 
 # -- crossing packages: ingest -> service, stories -> store, delivery -> service/cli ---------
@@ -396,14 +434,26 @@ class DrainResult:
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """What `alerts drop` did (rows as `alerts` lists them): the alerts it dropped, and the
+    ones it chose but left pending: being sent right now, or also matched by another rule."""
+
+    dropped: tuple[dict, ...]
+    sending: tuple[dict, ...] = ()
+    shared: tuple[dict, ...] = ()
+
+
+@dataclass(frozen=True)
 class DeliveryPolicy:
-    """What the config says about delivery; rate limit is (messages, per seconds) per channel."""
+    """What the config says about delivery. A rate limit is (messages, per seconds), None for
+    none: `rate_limits` per channel, `rate_limit` for a channel it does not name."""
 
     channels: Mapping[str, str]
     rules: Mapping[str, Rule]
     timezone: str
     max_attempts: int = 8
     rate_limit: tuple[int, float] | None = (20, 600.0)
+    rate_limits: Mapping[str, tuple[int, float] | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,6 +80,18 @@ def remember(values: Iterable[str]) -> None:
         _known = _known | new
 
 
+def known() -> Secrets:
+    """The secrets this process masks now (for `restore`: a test suite runs many configs in
+    one process, and one test's secret must not mask another test's ordinary words)."""
+    return _known
+
+
+def restore(secrets: Secrets) -> None:
+    """Mask exactly `secrets` from now on, as `known()` returned them earlier."""
+    global _known
+    _known = secrets
+
+
 def mask(text: str, also: Iterable[str] = ()) -> str:
     """`text` with every secret this process knows masked, and the values in `also` (a
     channel's own tokens, say, that no config substitution named)."""

@@ -20,7 +20,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["fold", "hash_fold", "word_line", "words"]
+__all__ = ["SIZE_UNITS", "fold", "format_size", "hash_fold", "word_line", "words"]
 
 _PUNCT = {
     "\u2018": "'",  # left single quotation mark
@@ -203,3 +203,17 @@ def hash_fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = _HASH_MARKS.sub("", decomposed)
     return _NON_WORD.sub(" ", stripped).strip()
+
+
+# Sizes as the config writes them: "10MB", "512KB", "1GB", units of 1024 (config.values parses).
+SIZE_UNITS = {"GB": 1024**3, "MB": 1024**2, "KB": 1024}
+
+
+def format_size(n: int) -> str:
+    """A byte count the way the config spells it, so a limit reads as written: 10485760 ->
+    "10MB", 1572864 -> "1.5MB"; a count no unit divides to two decimals stays in bytes
+    ("10,000,000 bytes"), never "9.53674MB"."""
+    for unit, size in SIZE_UNITS.items():
+        if n >= size and (n * 100) % size == 0:
+            return f"{n / size:g}{unit}"
+    return f"{n:,} byte" + ("" if n == 1 else "s")

@@ -55,3 +55,14 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus is not present")
     return CORPUS
+
+
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only() -> Iterator[None]:
+    """Each test masks only the secrets its own configs named: the registry is per process,
+    and a secret remembered by an earlier test ("bot") would mask words ("both") in this one."""
+    from monitor import secrets
+
+    before = secrets.known()
+    yield
+    secrets.restore(before)

@@ -138,7 +138,8 @@ def digest(n: int = 50, path_chars: int = 1_500) -> alerts.Message:
 def test_a_2mb_headline_arrives_capped_clean_and_linked_in_every_format(
     tmp_path: Path, server: LoopbackServer, hook: WebhookReceiver
 ) -> None:
-    feed = rss([Item("big", HEADLINE, "Talks went on all night.", link=LINK)])
+    now = datetime.now(UTC)  # `once` runs on the real clock: an older item is held (max_age)
+    feed = rss([Item("big", HEADLINE, "Talks went on all night.", link=LINK, published=now)])
     assert len(feed) > 2_000_000
     server.route("/feed", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
     config = tmp_path / "monitor.toml"

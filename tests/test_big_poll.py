@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,12 @@ pytestmark = pytest.mark.slow
 
 
 def _big_feed(server: LoopbackServer) -> str:
+    now = datetime.now(UTC)  # the daemon's clock: older items would be held (max_age)
     items = [
-        Item(f"g{i}", f"Ceasefire talks, round {i}", f"Delegation {i} met in town {i % 97}.")
+        Item(f"g{i}", f"Ceasefire talks, round {i}", f"Delegation {i} met in town {i % 97}.",
+             published=now)
         for i in range(N)
-    ]
+    ]  # fmt: skip
     server.route("/big", Reply(body=rss(items, language="en"),
                                headers={"Content-Type": "application/rss+xml"}))  # fmt: skip
     return server.url("/big")

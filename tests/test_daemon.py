@@ -21,6 +21,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,8 @@ class Feed:
 
     def add(self, title: str) -> None:
         with self._lock:
-            self.items.append(Item(f"item-{len(self.items)}", title))
+            # dated as it appears: the daemon runs on the real clock, and `max_age` holds old items
+            self.items.append(Item(f"item-{len(self.items)}", title, published=datetime.now(UTC)))
 
     def reply(self, _seen: Seen) -> Reply:
         with self._lock:
@@ -223,6 +225,7 @@ interval = "{interval}"
 timeout = "{timeout}"
 min_interval = "1s"
 log_format = "json"
+log_level = "debug"
 {extra}
 [channels]
 hook = "{hook_url}"

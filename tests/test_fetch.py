@@ -218,7 +218,7 @@ async def test_content_length_over_cap_is_refused(server: LoopbackServer) -> Non
 async def test_oversized_body_without_length_is_cut(server: LoopbackServer) -> None:
     server.route("/big", Reply(200, chunks=[b"a" * 65_536] * 64))  # 4 MB, no Content-Length
     async with Fetcher(max_bytes=1_000_000) as fetcher:
-        with pytest.raises(FetchError, match="more than 1 MB after decompression"):
+        with pytest.raises(FetchError, match="more than 1,000,000 bytes after decompression"):
             await fetcher.fetch(server.url("/big"))
 
 

@@ -264,7 +264,7 @@ def _endless_feed() -> Iterator[bytes]:
 
 async def test_endless_response_stops_at_the_cap(server, store) -> None:
     out = await poll(server, store, Reply(chunks=_endless_feed()))
-    assert_error(out, "response too large", "1 MB")
+    assert_error(out, "response too large", "1,000,000 bytes")
 
 
 async def test_endless_slow_response_stops_at_the_deadline(server, store) -> None:
@@ -298,7 +298,7 @@ def _big_feed(size: int) -> Iterator[bytes]:
 async def test_50_mb_feed_with_content_length_is_refused_before_reading(server, store) -> None:
     reply = Reply(chunks=_big_feed(50 * MB), headers={"Content-Length": str(50 * MB)})
     out = await poll(server, store, reply)
-    assert_error(out, "Content-Length 50,000,000 bytes exceeds the 1 MB limit")
+    assert_error(out, "Content-Length 50,000,000 bytes exceeds the 1,000,000 bytes limit")
 
 
 async def test_50_mb_feed_without_length_is_cut_at_the_cap(server, store) -> None:

@@ -111,6 +111,25 @@ def test_failing_webhook_gives_useful_error_without_secret(hook: WebhookReceiver
     assert len(hook.attempts) == 1  # retry=3 overridden: the outbox retries, not Apprise
 
 
+def test_the_reason_of_a_failure_survives_logging_at_error(hook: WebhookReceiver) -> None:
+    """`once` logs at `error`: Apprise's warnings, where a failed send's reason is read, must
+    still be raised (and not printed)."""
+    import io
+
+    from monitor.runtime import logs
+
+    hook.mode = "error"
+    out = io.StringIO()
+    logs.configure("human", level="error", stream=out)
+    try:
+        delivery = send(hook.url(), MESSAGE, timeout=5)
+    finally:
+        logs.configure("human", level="info", stream=io.StringIO())
+    assert not delivery.ok
+    assert delivery.error and "500" in delivery.error
+    assert "500" not in out.getvalue()  # below the level: not written
+
+
 def test_dropped_connection_is_a_failed_delivery(hook: WebhookReceiver) -> None:
     hook.mode = "close"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 
@@ -106,3 +107,41 @@ def test_read_commands_load_only_what_they_need(tmp_path, command: str) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]", command
+
+
+def test_once_printing_to_the_terminal_loads_no_apprise_bs4_or_scheduler(tmp_path) -> None:
+    """A cron `once` with feed sources and no channels pays for neither Apprise (its plugins
+    are ~0.15 s of start-up), bs4/soupsieve (html sources and article pages only) nor the
+    scheduler (digests only): it still polls and prints the match."""
+    from email.utils import format_datetime
+
+    from tests.loopback import LoopbackServer, Reply
+
+    now = format_datetime(datetime.now(UTC)).encode()
+    feed = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item><title>Ukraine '
+        b"talks resume</title><link>https://example.org/a</link><guid>a</guid>"
+        b"<pubDate>" + now + b"</pubDate></item></channel></rss>"
+    )
+    with LoopbackServer() as server:
+        server.route("/f.xml", Reply(body=feed, headers={"Content-Type": "application/rss+xml"}))
+        base = server.url("")
+        config = tmp_path / "monitor.toml"
+        config.write_text(
+            f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n[[sources]]\nname = "a"\n'
+            f'url = "{base}/f.xml"\nallow_private = true\n\n[[rules]]\nname = "r"\n'
+            'query = "ukraine"\nalert = "article"\n'
+        )
+        code = (
+            "import sys; from monitor.cli.commands import cli\n"
+            f"try: cli(['--config', {str(config)!r}, 'once'])\n"
+            "except SystemExit as exc: assert not exc.code, exc.code\n"
+            "print(sorted(m for m in ('apprise', 'bs4', 'soupsieve', 'apscheduler') "
+            "if m in sys.modules), file=sys.stderr)"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 0, done.stderr
+    assert "Ukraine talks resume" in done.stdout
+    assert done.stderr.strip().splitlines()[-1] == "[]"

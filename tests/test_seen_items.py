@@ -9,6 +9,7 @@ Real feeds on 127.0.0.1, the real `Monitor`, a real SQLite file, the clock moved
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +72,8 @@ def test_items_still_listed_never_alert_again_after_retention(
             pruned = monitor.store.count_articles()
             # the feed changes: one new item, one old item edited
             edited = Item("old1", "Ceasefire talks, day 1 (updated)", OLD[0].description)
-            body = rss([NEW, edited, *OLD[1:]], language="en")
+            new = dataclasses.replace(NEW, published=clock.now())  # within max_age (2 days)
+            body = rss([new, edited, *OLD[1:]], language="en")
             server.route("/rss", Reply(200, body, {**headers, "ETag": '"v2"'}))
             clock.advance(hours=1)
             await monitor.poll("wire")

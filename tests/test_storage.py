@@ -36,6 +36,7 @@ from monitor.models import (
     Message,
     Source,
 )
+from monitor.rules.query import parse_query
 from monitor.store import SqliteStore, Store, open_store
 from monitor.store.schema import MIGRATIONS
 from tests.feeds import Item, rss
@@ -281,6 +282,8 @@ def old_database(path: Path, version: int) -> None:
     for n, migration in enumerate(MIGRATIONS[:version], start=1):
         migration(db)
         db.execute(f"PRAGMA user_version = {n}")
+        if db.conn.in_transaction:  # v10's statements open one; store.file.migrate commits
+            db.conn.commit()
     t = "2025-01-01T00:00:00.000000Z"
     db["sources"].insert(
         {"name": "wire", "url": "http://wire.example/", "kind": "feed", "last_success": t}
@@ -306,7 +309,7 @@ def test_older_database_is_migrated_in_place_with_its_data(tmp_path: Path, versi
         assert old is not None and (old.title, old.text) == ("Old ceasefire talks", "body")
         assert store.match_for(1, "r") == Match("r", ("ceasefire",))
         assert [h["name"] for h in store.health_rows()] == ["wire"]
-        assert store.search("ceasefire")[0][0] == 1
+        assert store.search(parse_query("ceasefire"))[0].id == 1
         store.sync_sources([Source("wire", "http://wire.example/")], now)
         article = Article("wire", "g2", "https://w.example/2", "New", first_seen=now)
         saved = store.save_poll(
@@ -357,7 +360,8 @@ def test_retention_drops_bodies_then_history_and_the_file_shrinks(tmp_path: Path
     kept = {a.title: a for _, a in store.articles()}
     assert (kept["Item p5-0"].text, kept["Item p5-0"].summary) == ("", "")
     assert kept["Item p0-0"].text.startswith("quorum p0-0")  # its alert is still pending
-    assert [a.title for _, a, _ in store.search("quorum")] == ["Item p0-0"]  # pending: whole
+    hits = store.search(parse_query("quorum"))
+    assert [h.article.title for h in hits] == ["Item p0-0"]  # pending: whole
     assert len(store.recent_stories(100)) >= 1
     assert len(store.recent_alerts(limit=100)) == 40
     after_bodies = store.compact()[1]

@@ -100,7 +100,10 @@ async def test_kyiv_independent_items_under_another_channel_are_copies(
         derived / "en_moscowtimes-MISLABELED-contains-kyivindependent_2024-07-26.rss.xml"
     ).read_bytes()
     mt = serve(server, "/mt.xml", mt_body)
-    config = configure(tmp_path, {"kyivindependent": kyiv, "moscowtimes": mt}, alert="article")
+    # the feeds are of 2024, polled in 2026: backfill, or max_age would hold every item
+    config = configure(
+        tmp_path, {"kyivindependent": kyiv, "moscowtimes": mt}, alert="article", backfill=True
+    )
     async with running(config, clock) as monitor:
         first = await monitor.poll("kyivindependent")
         clock.advance(minutes=5)
@@ -153,7 +156,7 @@ async def test_syndicated_copies_with_new_urls_and_boilerplate_do_not_alert(
     ).read_bytes()
     kyiv = serve(server, "/ki.xml", original)
     wire = serve(server, "/wire.xml", _syndicate(original, rewrite_titles=rewrite_titles))
-    config = configure(tmp_path, {"kyivindependent": kyiv, "wire": wire})
+    config = configure(tmp_path, {"kyivindependent": kyiv, "wire": wire}, backfill=True)  # 2024
     async with running(config, clock) as monitor:
         await monitor.poll("kyivindependent")
         before = len(outbox(monitor))

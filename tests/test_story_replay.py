@@ -230,7 +230,7 @@ def replay(
                 carried[labels[key].story].setdefault(names[outlet], n)
         once(config, clock)
         arrivals += [read_post(p, n) for p in hook.posts[len(arrivals) :]]
-    assert "no alerts yet" in run_cli(config, "alerts", "--status", "pending")  # all delivered
+    assert "no pending alerts" in run_cli(config, "alerts", "--status", "pending")  # all sent
     return Replay(config, labels, dict(carried), arrivals)
 
 

@@ -4,6 +4,14 @@ Pure: the planner reads the time from the clock it was given and computes the re
 arguments, so the same stored match always plans the same keys (a replay queues nothing new; the
 outbox ignores a key it has). The store calls `AlertPlanner.plan` inside a poll's transaction,
 on the writer thread, so the planner touches no store.
+
+One message per article and channel: a key is (channel, article), whatever the rule, and a
+story alert is keyed by the article that brings its news. When two rules match one article,
+each plans its alert as if alone; the second joins the first's outbox row (store/rows.py
+merge_alert), which then names both rules and goes at the earliest time either allows: a rule
+in a digest and an immediate rule on one channel send it at once, and the digest leaves it out.
+An article already sent (or dropped) on a channel is not sent there again when another rule
+matches it later.
 """
 
 from __future__ import annotations
@@ -24,19 +32,15 @@ STDOUT = "stdout"  # the channel of rules that name none: the alert is printed
 NextDigest = Callable[[str, datetime, str], datetime]  # (cron, now, time zone) -> next summary
 
 
-def alert_key(rule: str, channel: str, subject: str) -> str:
-    """Stable outbox key for (rule, channel, subject); JSON framing so no two triples collide."""
-    raw = json.dumps([rule, channel, subject], ensure_ascii=False, separators=(",", ":"))
+def alert_key(channel: str, subject: str) -> str:
+    """Stable outbox key for (channel, subject): one message per subject and channel, whichever
+    rules ask for it; JSON framing so no two pairs collide."""
+    raw = json.dumps([channel, subject], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def article_subject(article_id: int) -> str:
     return f"article:{article_id}"
-
-
-def story_subject(story_id: int, n: int | None = None) -> str:
-    """`story:<id>` for the opening alert, `story:<id>:<n>` for the n-th follow-up."""
-    return f"story:{story_id}" if n is None else f"story:{story_id}:{n}"
 
 
 def plan_alerts(
@@ -51,27 +55,25 @@ def plan_alerts(
     digest_at: datetime | None = None,
     story: StoryContext | None = None,
 ) -> list[Alert]:
-    """The outbox rows for a new match: one per channel of the rule, each with its own key.
+    """The outbox rows for a new match: one per channel of the rule, keyed by channel and
+    article (`article:<id>`), so another rule's alert of the article joins the same row.
 
-    With `alert = "story"` and a `story`, the article opens the story's alert (key
-    `story:<id>`), or sends follow-up n (`story:<id>:<n>`) when it brings a new development
-    and the rule's cooldown has passed since the story's last alert, or nothing. With
-    `alert = "article"` (or no story) every distinct article alerts (`article:<id>`). The
-    story's other outlets are listed as "also reported by".
+    With `alert = "story"` and a `story`, the article opens the story's alert, or sends a
+    follow-up when it brings a new development and the rule's cooldown has passed since the
+    story's last alert, or nothing. With `alert = "article"` (or no story) every distinct
+    article alerts. The story's other outlets are listed as "also reported by".
 
     A digest rule's rows wait for `digest_at` and go out as one summary; otherwise quiet hours
     (unless the rule is urgent) hold them until the quiet hours end.
     """
     story_id: int | None = None
     follow_up: str | bool = False
-    subject = article_subject(article_id)
     if story is not None and rule.alert == "story":
         n = story_alert(story, article_id, cooldown=rule.cooldown, now=now)
         if n is None:
             return []
         story_id = story.story_id
         follow_up = (development(story) or True) if n > 0 else False
-        subject = story_subject(story.story_id, n or None)
     message = render_alert(
         article,
         match,
@@ -84,7 +86,7 @@ def plan_alerts(
     due = digest_at or hold_until(rule, now, timezone) or now
     return [
         Alert(
-            key=alert_key(rule.name, channel, subject),
+            key=alert_key(channel, article_subject(article_id)),
             rule=rule.name,
             channel=channel,
             message=message,

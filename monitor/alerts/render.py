@@ -11,6 +11,10 @@ Every format says the same things. Feed text is cleaned and escaped by `escape`:
 Without a safe article URL (see `escape.safe_url`) every format says "(no link)", so a reader
 does not look for one.
 
+One message per article and channel: an alert several rules matched names each of them, with
+its terms, on a line of its own ("Rule: a · Matched: x, y"), and its title starts with all of
+their names ("[a, b] headline"); a digest line names each rule before its terms.
+
 Size: a headline is cut at HEADLINE_CHARS on a word, marked "…", before it is escaped (so never
 inside an escape), and the excerpt at `excerpt_chars`; `delivery.channels.fit` then cuts each
 body to what its channel's service accepts.
@@ -58,6 +62,16 @@ def _when(article: Article) -> datetime | None:
     return article.published or article.first_seen
 
 
+def _all_terms(matches: Sequence[Match]) -> tuple[str, ...]:
+    """Every rule's terms, each once, in the order the rules matched."""
+    return tuple(dict.fromkeys(t for m in matches for t in m.terms))
+
+
+def _rules_and_terms(matches: Sequence[Match]) -> list[tuple[str, str]]:
+    """(rule name, its terms) of each match, cleaned for every format."""
+    return [(clean(m.rule), ", ".join(clean(t) for t in m.terms)) for m in matches]
+
+
 def _names(names: Sequence[str], cap: int = 10) -> str:
     cleaned = [trim(n, NAME_CHARS) for n in (clean(x) for x in names) if n]
     more = len(cleaned) - cap
@@ -76,15 +90,20 @@ class _Item:
     terms: str
 
     @classmethod
-    def of(cls, article: Article, match: Match, source_title: str, timezone: str) -> _Item:
+    def of(
+        cls, article: Article, matches: Sequence[Match], source_title: str, timezone: str
+    ) -> _Item:
+        """`terms`: the terms that matched; with several rules, each rule's ("a: x; b: y")."""
         headline = trim(clean(article.title), HEADLINE_CHARS) or "(no title)"
+        named = _rules_and_terms(matches)
+        terms = named[0][1] if len(named) == 1 else "; ".join(f"{r}: {t}" for r, t in named)
         return cls(
             headline=headline,
-            spans=find_terms(headline, match.terms),
+            spans=find_terms(headline, _all_terms(matches)),
             outlet=clean(source_title) or clean(article.source),
             when=format_time(_when(article), timezone),
             url=safe_url(article.url),
-            terms=", ".join(clean(t) for t in match.terms),
+            terms=terms,
         )
 
     def no_link(self) -> str:
@@ -105,42 +124,47 @@ def render_alert(
     match: Match,
     *,
     source_title: str,
-    rule: Rule,
+    rule: Rule | None = None,
     timezone: str,
     also_reported_by: Sequence[str] = (),
     excerpt_chars: int = 280,
     follow_up: str | bool = False,
+    also_matched: Sequence[Match] = (),
 ) -> Message:
     """One alert in plain text, Markdown and HTML, all saying the same things. A follow-up
-    of a story starts with one line saying what is new (`follow_up`)."""
+    of a story starts with one line saying what is new (`follow_up`). `also_matched`: the
+    matches of the other rules this one message speaks for (`match`'s rule is `rule`)."""
     md, h = escape_markdown, escape_html
-    it = _Item.of(article, match, source_title, timezone)
+    match = match if rule is None else Match(rule.name, match.terms)
+    matches = [match, *(m for m in also_matched if m.rule != match.rule)]
+    it = _Item.of(article, matches, source_title, timezone)
     body = clean(article.text) or clean(article.summary)
-    snippet, spans = excerpt(body, match.terms, chars=excerpt_chars)
+    snippet, spans = excerpt(body, _all_terms(matches), chars=excerpt_chars)
     others = _names(also_reported_by)
-    rule_name = clean(rule.name)
+    named = _rules_and_terms(matches)
+    names = ", ".join(r for r, _ in named)
     news = FOLLOW_UP + (f" ({clean(follow_up)})" if isinstance(follow_up, str) else "")
 
     text = [news, ""] if follow_up else []
     text += [it.headline, f"{it.outlet} · {it.when}", it.url or NO_LINK]
     text += ["", snippet] if snippet else []
-    text += ["", f"Rule: {rule_name} · Matched: {it.terms}"]
+    text += [""] + [f"Rule: {r} · Matched: {t}" for r, t in named]
     text += [f"Also reported by: {others}"] if others else []
 
     mds = [f"_{md(news)}_", ""] if follow_up else []
     mds += [it.md_head(), "", f"{md(it.outlet)} · {md(it.when)}{md(it.no_link())}", ""]
     mds += [markdown_marked(snippet, spans), ""] if snippet else []
-    mds += [f"Rule: {md(rule_name)} · Matched: {md(it.terms)}"]
+    mds += ["  \n".join(f"Rule: {md(r)} · Matched: {md(t)}" for r, t in named)]
     mds += ["", f"Also reported by: {md(others)}"] if others else []
 
     hl = [f"<p><i>{h(news)}</i></p>"] if follow_up else []
     hl += [f"<p><b>{it.html_head()}</b><br>{h(it.outlet)} · {h(it.when)}{h(it.no_link())}</p>"]
     hl += [f"<p>{html_marked(snippet, spans)}</p>"] if snippet else []
-    hl += [f"<p>Rule: {h(rule_name)} · Matched: {h(it.terms)}</p>"]
+    hl += ["<p>" + "<br>".join(f"Rule: {h(r)} · Matched: {h(t)}" for r, t in named) + "</p>"]
     hl += [f"<p>Also reported by: {h(others)}</p>"] if others else []
 
     return Message(
-        title=trim(f"[{rule_name}] {it.headline}", TITLE_CHARS),
+        title=trim(f"[{names}] {it.headline}", TITLE_CHARS),
         text="\n".join(text),
         markdown="\n".join(mds),
         html="\n".join(hl),
@@ -148,13 +172,14 @@ def render_alert(
 
 
 def render_digest(
-    items: Sequence[tuple[Article, Match, str]],
+    items: Sequence[tuple[Article, Match | Sequence[Match], str]],
     *,
     rule: Rule,
     timezone: str,
     now: datetime,
 ) -> Message:
-    """One summary message for many matches, newest first, capped at DIGEST_CAP items.
+    """One summary message for many matches, newest first, capped at DIGEST_CAP items. An
+    item is (article, its match or the matches of every rule it speaks for, outlet).
 
     Newest first so that, when the cap cuts the list, what is left out is the oldest news.
     """
@@ -168,8 +193,9 @@ def render_digest(
 
     text, mds = [heading, ""], [f"**{md(heading)}**", ""]
     hl = [f"<p><b>{h(heading)}</b></p>", "<ul>"]
-    for article, match, source_title in ordered[:DIGEST_CAP]:
-        it = _Item.of(article, match, source_title, timezone)
+    for article, matched, source_title in ordered[:DIGEST_CAP]:
+        matches = [matched] if isinstance(matched, Match) else list(matched)
+        it = _Item.of(article, matches, source_title, timezone)
         line = f"{it.outlet} · {it.when} · {it.terms}"
         text.append(f"• {it.headline}\n  {line}\n  {it.url or NO_LINK}")
         mds.append(f"- {it.md_head()} — {md(line + it.no_link())}")

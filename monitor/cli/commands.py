@@ -24,24 +24,19 @@ from typing import TYPE_CHECKING
 import click
 
 from monitor import __version__, secrets
+from monitor.cli import alerts as alert_commands
+from monitor.cli import discovery as discovery
+from monitor.cli import feeds as feeds
+from monitor.cli import mute as mute_commands
 from monitor.cli import report as report
+from monitor.cli import search as search_commands
 from monitor.cli.context import Context, pass_ctx
 from monitor.clock import Clock, SystemClock
-from monitor.errors import (
-    ConfigError,
-    FetchError,
-    MonitorError,
-    ParseError,
-    RuleSyntaxError,
-    StorageError,
-)
+from monitor.errors import ConfigError, MonitorError, StorageError
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from monitor.config.loader import Config
-    from monitor.models import DrainResult, PollResult, Source
-    from monitor.store import Store
+    from monitor.models import DrainResult, PollResult
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,8 +79,14 @@ def check(ctx: Context) -> None:
     click.echo(
         f"  {len(cfg.sources)} sources, {len(cfg.rules)} rules, {len(cfg.channels)} channels"
     )
+    from monitor.text import format_size
+
+    click.echo(f"  responses up to {format_size(cfg.settings.max_bytes)} (max_bytes)")
+    from monitor.config.values import show_rate_limit
+
     for name, target in cfg.channels.items():
-        click.echo(f"  channel {name}: {_describe_channel(target, cfg)}")
+        limit = show_rate_limit(cfg.rate_limits.get(name, cfg.settings.rate_limit))
+        click.echo(f"  channel {name}: {_describe_channel(target, cfg)} (rate limit {limit})")
     if not cfg.channels:
         click.echo("  no channels: alerts are printed on standard output")
 
@@ -123,8 +124,10 @@ def once(ctx: Context) -> None:
     from monitor.runtime import logs
 
     cfg = ctx.config
-    # the summary below lists every failed source: per-poll log lines would only repeat it
-    logs.configure(cfg.settings.log_format, level="error", secrets=cfg.secrets)
+    # the summary below lists every failed source: unless `log_level` says otherwise, per-poll
+    # log lines would only repeat it
+    s = cfg.settings
+    logs.configure(s.log_format, s.log_level or "error", cfg.secrets, timezone=s.timezone)
     results, drained, storage_error = asyncio.run(_once(cfg, ctx.clock))
     click.echo(report.poll_summary(results), err=True)
     if drained is not None:
@@ -170,19 +173,9 @@ def run(ctx: Context) -> None:
     from monitor.runtime.daemon import Daemon
 
     cfg = ctx.config
-    logs.configure(cfg.settings.log_format, secrets=cfg.secrets)
+    s = cfg.settings
+    logs.configure(s.log_format, s.log_level or "info", cfg.secrets, timezone=s.timezone)
     raise SystemExit(asyncio.run(Daemon(ctx.config_path, clock=ctx.clock).run(cfg)))
-
-
-@cli.command()
-@click.option("--status", type=click.Choice(["pending", "sent", "dead"]), default=None)
-@click.option("--limit", default=30, show_default=True)
-@pass_ctx
-def alerts(ctx: Context, status: str | None, limit: int) -> None:
-    """Recent and pending alerts with their delivery status."""
-    with ctx.store() as store:
-        rows = store.recent_alerts(limit=limit, status=status)
-    click.echo(report.alerts_table(rows, ctx.config.settings.timezone))
 
 
 @cli.command("notify-test")
@@ -213,176 +206,6 @@ def notify_test(ctx: Context, channel: str) -> None:
     raise SystemExit(1)
 
 
-@cli.command("test-rule")
-@click.argument("rule", required=False)
-@click.option("--query", "-q", help="A query to try instead of a configured rule.")
-@click.option("--text", "-t", help="Text to match (the first line is taken as the title).")
-@click.option("--url", "-u", help="A feed URL to fetch and match item by item.")
-@click.option("--limit", default=20, show_default=True, help="Matches to show from the store.")
-@pass_ctx
-def test_rule(
-    ctx: Context, rule: str | None, query: str | None, text: str | None, url: str | None, limit: int
-) -> None:
-    """Try a rule (by name) or a --query on --text, a --url, or the stored articles."""
-    from monitor.rules.query import Document, RuleSet, parse_query
-
-    if bool(rule) == bool(query):
-        raise click.UsageError("give either a RULE name or --query")
-    if query is None:
-        by_name = {r.name: r for r in ctx.config.rules}
-        if rule not in by_name:
-            raise click.UsageError(f"no rule named {rule!r}; rules: {', '.join(by_name)}")
-        query = by_name[rule].query
-    try:
-        parse_query(query)
-    except RuleSyntaxError as exc:
-        click.echo(f"query does not parse: {exc}", err=True)
-        click.echo(f"  {query}\n  {' ' * exc.position}^", err=True)
-        raise SystemExit(2) from None
-    ruleset = RuleSet([(rule or "query", query)])
-    if text is not None:
-        title, _, rest = text.partition("\n")
-        hits = ruleset.match(Document(title=title, text=rest, source="", language=None))
-        if hits:
-            click.echo(f"match: {', '.join(hits[0].terms)}")
-        else:
-            click.echo("no match")
-            raise SystemExit(1)
-        return
-    if url is not None:
-        import asyncio
-
-        articles = asyncio.run(_fetch_articles(ctx, url))
-        shown = 0
-        for article in articles:
-            for hit in ruleset.match(Document.from_article(article)):
-                shown += 1
-                click.echo(report.format_match(article, hit, ctx.config.settings.timezone))
-        click.echo(f"{shown} of {len(articles)} items match", err=True)
-        return
-    with ctx.store() as store:
-        shown = total = 0
-        for _id, article in store.articles():
-            total += 1
-            for hit in ruleset.match(Document.from_article(article)):
-                shown += 1
-                if shown <= limit:
-                    click.echo(report.format_match(article, hit, ctx.config.settings.timezone))
-        click.echo(f"{shown} of {total} stored articles match", err=True)
-
-
-async def _fetch_articles(ctx: Context, url: str) -> list:
-    from monitor.models import Source
-    from monitor.service.factories import make_fetcher
-    from monitor.service.pipeline import analyse
-
-    async with make_fetcher(ctx.config.settings) as fetcher:
-        try:
-            fetched = await fetcher.fetch(url)
-        except FetchError as exc:
-            click.echo(f"cannot fetch {url}: {exc}", err=True)
-            raise SystemExit(1) from None
-    try:
-        return analyse(
-            fetched.body,
-            Source(name="test", url=url),
-            url=fetched.url,
-            charset=fetched.charset,
-            now=ctx.clock.now(),
-        )
-    except ParseError as exc:
-        click.echo(f"cannot read {url} as a feed: {exc}", err=True)
-        raise SystemExit(1) from None
-
-
-@cli.command()
-@click.argument("query")
-@click.option("--limit", default=20, show_default=True)
-@pass_ctx
-def search(ctx: Context, query: str, limit: int) -> None:
-    """Full-text search of stored articles (accent-insensitive; FTS5 syntax)."""
-    with ctx.store() as store:
-        rows = store.search(query, limit=limit)
-    for article_id, article, snippet in rows:
-        click.echo(
-            report.format_search_hit(article_id, article, snippet, ctx.config.settings.timezone)
-        )
-    click.echo(f"{len(rows)} results", err=True)
-
-
-@cli.command()
-@click.argument("story_id", type=int, required=False)
-@click.option("--limit", default=20, show_default=True)
-@pass_ctx
-def stories(ctx: Context, story_id: int | None, limit: int) -> None:
-    """Recent stories (id, first seen, size, languages, outlets, alerts, headline), or one
-    story's timeline: its articles and copies, which of them alerted, and why."""
-    tz = ctx.config.settings.timezone
-    with ctx.store() as store:
-        if story_id is None:
-            for s in store.recent_stories(limit):
-                click.echo(report.story_line(s, tz))
-            return
-        entries = store.story_timeline(story_id)
-    if not entries:
-        click.echo(f"no story #{story_id}", err=True)
-        raise SystemExit(1)
-    for e in entries:
-        click.echo(report.timeline_entry(e, tz))
-
-
-@cli.command()
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Exit 1 unless polls are succeeding (for HEALTHCHECK and monitoring).",
-)
-@pass_ctx
-def sources(ctx: Context, check: bool) -> None:
-    """Each source's health: last success, last error, items, next poll."""
-    from monitor.service import source_health
-
-    now = ctx.clock.now()
-    with ctx.store() as store:
-        if check:
-            raise SystemExit(_liveness(ctx.config, store, now))
-        rows = _as_configured(store.sources_health(), ctx.config.sources)
-        settings = ctx.config.settings
-        stored = _as_configured(store.health_rows(), ctx.config.sources)
-        health = source_health.assess(stored, now, settings.failing_after)
-    down = [h for h in health if h.down]
-    names = frozenset(h.name for h in down)
-    click.echo(report.sources_table(rows, settings.timezone, now=now, down=names))
-    if unknown := [s.name for s in ctx.config.sources if s.name not in {r["name"] for r in rows}]:
-        click.echo(f"\nnot polled yet (new in the config): {', '.join(unknown)}")
-    if down:
-        span = report.span(int(settings.failing_after))
-        click.echo(f"\ndown (failing, no success for over {span}):")
-        for h in down:
-            click.echo(source_health.describe(h, settings.timezone))
-
-
-def _as_configured(rows: list[dict], sources: Sequence[Source]) -> list[dict]:
-    """Stored source rows with `enabled` as the config has it, which the daemon writes at its
-    next reload: `sources` only reads, so that it works on a database it cannot write."""
-    enabled = {s.name for s in sources if s.enabled}
-    return [{**row, "enabled": int(row["name"] in enabled)} for row in rows]
-
-
-def _liveness(cfg: Config, store: Store, now: datetime) -> int:
-    """0 while polls are succeeding: some enabled source had a good poll within three of its
-    intervals (plus a minute) and is not down (source_health.polling_ok). A daemon that is stuck
-    or whose every source fails is 1 either way, so a green check means alerts can come."""
-    from monitor.service import source_health
-
-    rows = store.health_rows()
-    report_ = source_health.assess(rows, now, cfg.settings.failing_after)
-    intervals = {s.name: s.interval for s in cfg.sources if s.enabled}
-    ok, why = source_health.polling_ok(report_, intervals, now)
-    click.echo(why, err=not ok)
-    return 0 if ok else 1
-
-
 def main(clock: Clock | None = None) -> None:
     """Console entry point: map our errors to exit codes instead of tracebacks. `clock`: what
     the commands take as now (the system clock by default)."""
@@ -405,3 +228,13 @@ def _hint(exc: MonitorError) -> str:
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return "\n  (can this user write the database file and its directory?)"
     return ""
+
+
+cli.add_command(feeds.sources)
+cli.add_command(discovery.discover)
+cli.add_command(alert_commands.alerts)
+cli.add_command(search_commands.search)
+cli.add_command(search_commands.test_rule)
+cli.add_command(search_commands.stories)
+cli.add_command(mute_commands.mute)
+cli.add_command(mute_commands.unmute)

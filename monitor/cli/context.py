@@ -57,5 +57,17 @@ class Context:
 
         return open_store(self.config.settings.database, read_only=True)
 
+    def writable_store(self) -> Store:
+        """The database, to change it (`alerts retry`, `alerts drop`, `mute`): it must exist
+        already, since a new file would have nothing to change. Safe beside a running daemon:
+        each change is one short write transaction."""
+        from monitor.errors import StorageError
+        from monitor.store import open_store
+
+        path = self.config.settings.database
+        if not path.is_file():
+            raise StorageError(f"no database at {path} yet: run `news-monitor once` or `run` first")
+        return open_store(path)
+
 
 pass_ctx = click.make_pass_decorator(Context)

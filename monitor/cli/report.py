@@ -42,8 +42,9 @@ def format_search_hit(article_id: int, article: Article, snippet: str, timezone:
 
 
 def poll_summary(results: Sequence) -> str:
-    """'12 sources: 3 new, 8 unchanged, 1 error; 17 new articles, 2 matches' plus errors and
-    warnings (a malformed body whose items were read all the same)."""
+    """'12 sources: 3 new, 8 unchanged, 1 error; 17 new articles, 2 matches' plus the matches
+    held back (too old, a first poll's backlog, muted), errors and warnings (a malformed body
+    whose items were read all the same)."""
     outcomes = Counter(r.outcome for r in results)
     new = sum(r.new for r in results)
     found = sum(len(r.found) for r in results)
@@ -55,6 +56,13 @@ def poll_summary(results: Sequence) -> str:
     lines = [
         f"{len(results)} sources: {', '.join(parts) or 'none'}; {new} new articles, {found} matches"
     ]
+    held: Counter[str] = Counter()
+    for r in results:
+        held.update(dict(getattr(r, "held", ())))
+    if held:  # recorded but never alerted: alerts/held.py
+        from monitor.alerts.held import describe
+
+        lines.append(f"  matches held, not alerted: {describe(held)}")
     for r in results:
         if r.outcome == "error":
             lines.append(f"  {r.source}: {r.error}")
@@ -95,6 +103,17 @@ def _skipped(reasons: dict[str, int]) -> str:
     return ", ".join(parts)
 
 
+def source_status(row: dict, down: frozenset[str] = frozenset()) -> str:
+    """A stored source's state in one word, as `sources` shows it (and `sources --json`)."""
+    if not row["enabled"]:
+        return "disabled"
+    if row["consecutive_errors"]:
+        return "down" if row["name"] in down else "failing"
+    if row.get("last_warning"):
+        return "down" if row["name"] in down else "malformed"
+    return "ok" if row["last_success"] else "new"
+
+
 def sources_table(
     rows: Sequence[dict], timezone: str, *, now: datetime, down: frozenset[str] = frozenset()
 ) -> str:
@@ -110,23 +129,14 @@ def sources_table(
     ]
     skipped = [(r["name"], r["skipped_reasons"]) for r in rows if r["last_skipped"]]
     for row in rows:
-        if not row["enabled"]:
-            status = "disabled"
-        elif row["consecutive_errors"]:
-            status = "down" if row["name"] in down else "failing"
+        if row["enabled"] and row["consecutive_errors"]:
             problems.append(
                 f"  {row['name']}: {row['last_error']} ({_ago(row['last_error_at'], now)})"
             )
-        elif row.get("last_warning"):
-            status = "down" if row["name"] in down else "malformed"
-        elif row["last_success"]:
-            status = "ok"
-        else:
-            status = "new"
         table.append(
             (
                 row["name"],
-                status,
+                source_status(row, down),
                 _ago(row["last_success"], now),
                 _ago(row["next_poll"], now) if row["enabled"] else "-",
                 str(row["articles"]),
@@ -153,24 +163,6 @@ def drain_summary(result) -> str:
     if result.postponed:
         line += f", {result.postponed} held"
     return line
-
-
-def alerts_table(rows: Sequence[dict], timezone: str) -> str:
-    """Newest first: when, status, channel, rule, title; errors under their row."""
-    if not rows:
-        return "no alerts yet"
-    lines = []
-    for row in rows:
-        stamp = local_time(row["sent_at"] if row["status"] == "sent" else row["due_at"], timezone)
-        tries = f"{row['attempts']} tries" if row["attempts"] != 1 else "1 try"
-        kind = " (digest)" if row["digest"] else ""
-        lines.append(
-            f"#{row['id']:<5} {row['status']:<7} {stamp}  {row['channel']:<10} "
-            f"[{row['rule']}]{kind} {row['title']}  ({tries})"
-        )
-        if row["last_error"] and row["status"] != "sent":
-            lines.append(f"       last error: {row['last_error']}")
-    return "\n".join(lines)
 
 
 def story_line(story, timezone: str) -> str:

@@ -43,7 +43,8 @@ def _open_delimiter(line: str, delim: str | None) -> str | None:
 class Locator:
     """Maps (table, index, key) to a line: tables by header, keys by `key =` lines."""
 
-    _HEADER = re.compile(r"\s*(\[\[?)\s*([A-Za-z0-9_-]+|\"[^\"]*\")\s*\]\]?\s*(?:#.*)?$")
+    _PART = r"(?:[A-Za-z0-9_-]+|\"[^\"]*\")"
+    _HEADER = re.compile(rf"\s*(\[\[?)\s*({_PART}(?:\s*\.\s*{_PART})*)\s*\]\]?\s*(?:#.*)?$")
     _KEY = re.compile(r"\s*([A-Za-z0-9_-]+|\"[^\"]*\"|'[^']*')\s*[=.]")
 
     def __init__(self, text: str) -> None:
@@ -58,7 +59,8 @@ class Locator:
                     m = self._HEADER.match(line)
                     table = None
                     if m:
-                        name = m.group(2).strip('"')
+                        # `[channels.chat]` is the table "channels.chat"
+                        name = ".".join(p.strip().strip('"') for p in m.group(2).split("."))
                         index = counts.get(name, 0) if m.group(1) == "[[" else 0
                         counts[name] = index + 1 if m.group(1) == "[[" else 0
                         table = (name, index)
@@ -73,6 +75,12 @@ class Locator:
         index = rest[0] if rest and isinstance(rest[0], int) else 0
         rest = rest[1:] if rest and isinstance(rest[0], int) else rest
         key = str(rest[0]) if rest else None
+        if key is not None and not isinstance(loc[1], int):  # ("channels", "chat", "url")
+            sub = (f"{section}.{key}", 0)  # its `[channels.chat]` table, if written so
+            inner = self.keys.get(sub, {}).get(str(rest[1])) if len(rest) > 1 else None
+            own = self.keys.get((section, index), {}).get(key)  # `chat = ...` on one line
+            if found := inner or own or self.headers.get(sub):
+                return found
         table = (section, index)
         found = self.keys.get(table, {}).get(key) if key is not None else None
         return found or self.headers.get(table) or self.keys.get(("", 0), {}).get(section) or 1

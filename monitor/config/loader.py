@@ -9,6 +9,7 @@ Why it looks like this:
   see a table's valid keys even when others are invalid, so no mistake hides another.
 - `${VAR}` is substituted in every string value before validation; the values are secrets and are
   masked (monitor/secrets.py) in every message, including ours.
+- `NEWS_MONITOR_LOG_LEVEL` and `NEWS_MONITOR_HEALTH_HOST` override `[monitor]` keys (overrides.py).
 - Relative paths (`database`, an Apprise config file in `[channels]`) are relative to the current
   working directory, like any command-line path; `~` is expanded.
 - Parsing one value (durations, sizes, names, selectors, cron, quiet hours) is in
@@ -21,7 +22,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -30,19 +31,27 @@ from pydantic import ValidationError
 
 from monitor import secrets
 from monitor.config.lines import Locator, where
+from monitor.config.overrides import env_overrides
 from monitor.config.tables import (
     MB,
     TOP,
     TYPES,
+    ChannelTable,
     MonitorTable,
     RuleTable,
     SourceTable,
     Table,
     suggest,
 )
-from monitor.config.values import NAME_PATTERN, show, too_often, unknown_apprise_scheme
 from monitor.config.values import (
     parse_duration as parse_duration,  # re-exported: other modules import it from here
+)
+from monitor.config.values import (
+    show,
+    show_duration,
+    too_often,
+    unknown_apprise_scheme,
+    valid_name,
 )
 from monitor.errors import ConfigError
 from monitor.models import Rule, Source
@@ -66,16 +75,22 @@ class Settings:
     history_retention: float = 365 * 86400.0  # stories, alerts and their articles' rows
     story_window: float = 72 * 3600.0
     health_port: int | None = None  # None = no health/metrics endpoint
+    health_host: str = "127.0.0.1"  # where /healthz and /metrics listen
     log_format: Literal["auto", "human", "json"] = "auto"
+    log_level: str | None = None  # None: "info" for `run`, "error" for `once` (its own summary)
     max_attempts: int = 8
     failing_after: float = 6 * 3600.0  # a source failing this long since its last success is down
     health_channel: str | None = None  # where "source down" / "recovered" alerts go
     lexicon: tuple[Path, ...] = ()  # the user's lexicon files, added to the shipped one
+    rate_limit: tuple[int, float] | None = (20, 600.0)  # (messages, seconds) per channel
+    max_age: float = 2 * 86400.0  # older items are stored, not alerted (a source may differ)
 
 
 @dataclass(frozen=True)
 class Config:
-    """A whole validated config; `secrets` are the substituted env values, for masking."""
+    """A whole validated config; `secrets` are the substituted env values, for masking.
+    `channels`: name -> Apprise URL or file; `rate_limits`: name -> (messages, seconds) of
+    each channel, its own or `[monitor] rate_limit` (None: no limit)."""
 
     path: Path
     settings: Settings
@@ -83,6 +98,7 @@ class Config:
     sources: tuple[Source, ...]
     rules: tuple[Rule, ...]
     secrets: frozenset[str] = frozenset()
+    rate_limits: Mapping[str, tuple[int, float] | None] = field(default_factory=dict)
 
     def mask(self, text: str) -> str:
         """`text` with this config's secrets masked, in every form (monitor/secrets.py)."""
@@ -147,6 +163,7 @@ class _Builder:
         self.env_locs: set[tuple[Any, ...]] = set()  # values spoilt by an unset ${VAR}
         self.invalid: dict[tuple[Any, ...], set[str]] = {}  # a table's keys that failed
         self.context: dict[str, Any] = {}  # what a value's check needs from another table
+        self.rate_limits: dict[str, tuple[int, float] | None] = {}  # channels' own limits
 
     def problem(self, loc: tuple[Any, ...], message: str, env: bool = False) -> None:
         """Record one problem; an unset ${VAR} hides the follow-on errors of its value."""
@@ -228,6 +245,11 @@ class _Builder:
                 self.problem((key,), f"unknown table or key{suggest(key, TOP)}")
         monitor = self.validate(MonitorTable, data.get("monitor", {}), ("monitor",), part=True)
         settings = _settings(monitor or MonitorTable(), self.path.parent)
+        overridden, wrong = env_overrides(self.env)  # NEWS_MONITOR_LOG_LEVEL, ..._HEALTH_HOST
+        settings = replace(settings, **overridden)
+        for key, what in wrong:
+            self.problem(("monitor", key), what)
+        self.context["monitor_set"] = monitor.model_fields_set if monitor else set()
         if "min_interval" not in self.invalid.get(("monitor",), set()):
             self.context["min_interval"] = settings.min_interval  # checks each source's interval
         channels = self.channels(data.get("channels", {}))
@@ -243,9 +265,10 @@ class _Builder:
                     for loc, msg in ordered
                 ]
             )
+        limits = {name: self.rate_limits.get(name, settings.rate_limit) for name in channels}
         return Config(
             self.path, settings, MappingProxyType(channels), sources, rules,
-            frozenset(self.secrets),
+            frozenset(self.secrets), MappingProxyType(limits),
         )  # fmt: skip
 
     def cross_check_monitor(self, monitor: MonitorTable | None, channels: dict[str, str]) -> None:
@@ -276,25 +299,44 @@ class _Builder:
         return []
 
     def channels(self, table: Any) -> dict[str, str]:
+        """Each channel's target: `NAME = "url"`, or a `[channels.NAME]` table with `url` and
+        `rate_limit` (kept in `self.rate_limits`)."""
         if not isinstance(table, dict):
             self.problem(("channels",), f"must be a table, not {show(table)}")
             return {}
         out = {}
         for name, value in table.items():
             loc = ("channels", name)
-            if not NAME_PATTERN.fullmatch(name):
-                self.problem(loc, 'is not a valid name: use letters, digits, "-", "_", "."')
-            elif not isinstance(value, str) or not value.strip():
-                self.problem(loc, f"must be an Apprise URL or config file path, not {show(value)}")
-            elif m := re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value.strip()):
-                out[name] = value.strip()  # kept when wrong: rules naming it are not wrong too
-                if what := unknown_apprise_scheme(m.group(1)):
-                    self.problem(loc, what)
-            elif Path(value).expanduser().is_file():
-                out[name] = str(Path(value).expanduser())
-            else:
-                self.problem(loc, "is neither an Apprise URL (scheme://...) nor an existing file")
+            try:
+                name = valid_name(name)  # NFC, as the rules' `channels` that name it
+            except ValueError as e:
+                self.problem(loc, str(e))
+                continue
+            if isinstance(value, dict):
+                entry = self.validate(ChannelTable, value, loc)
+                if entry is not None and "rate_limit" in entry.model_fields_set:
+                    self.rate_limits[name] = entry.rate_limit
+                if "url" not in value or "url" in self.invalid.get(loc, set()):
+                    continue  # reported by validate
+                value, loc = value["url"], (*loc, "url")
+            if (target := self.channel_target(loc, value)) is not None:
+                out[name] = target  # kept when wrong: rules naming it are not wrong too
         return out
+
+    def channel_target(self, loc: tuple[Any, ...], value: Any) -> str | None:
+        """A channel's Apprise URL or config file; a URL is kept even when its scheme is
+        unknown (reported), so that the rules naming the channel are not reported too."""
+        if not isinstance(value, str) or not value.strip():
+            self.problem(loc, f"must be an Apprise URL or config file path, not {show(value)}")
+        elif m := re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value.strip()):
+            if what := unknown_apprise_scheme(m.group(1)):
+                self.problem(loc, what)
+            return value.strip()
+        elif Path(value).expanduser().is_file():
+            return str(Path(value).expanduser())
+        else:
+            self.problem(loc, "is neither an Apprise URL (scheme://...) nor an existing file")
+        return None
 
     def unique(self, item: Any, section: str, i: int, seen: dict[str, int]) -> bool:
         """Record a name; report a repeat. Checked on the raw table, valid or not."""
@@ -328,10 +370,27 @@ class _Builder:
                              'to pages: add kind = "html", or remove it for a feed')  # fmt: skip
             fields = src.model_dump()
             fields["interval"] = src.interval or settings.interval
+            fields["max_age"] = self.source_max_age(src, i, fields["interval"], settings)
             template = templates[i] if i < len(templates) else None
             fields["url_template"] = template if template and template != src.url else None
             out.append(Source(**fields))
         return tuple(out)
+
+    def source_max_age(
+        self, src: SourceTable, i: int, interval: float, settings: Settings
+    ) -> float:
+        """A source's max_age: its own, else [monitor]'s. Either must be at least twice the
+        source's interval: an item published just after a poll is first seen an interval
+        later, and feeds list items late. Neither written: 2 days, or twice the interval."""
+        if src.max_age is None and "max_age" not in self.context.get("monitor_set", ()):
+            return max(settings.max_age, 2 * interval)
+        value = src.max_age if src.max_age is not None else settings.max_age
+        if value < 2 * interval and src.enabled:
+            loc = ("sources", i, "max_age") if src.max_age is not None else ("monitor", "max_age")
+            self.problem(loc, f'{show_duration(value)} is less than twice the interval of source '
+                         f'"{src.name}" ({show_duration(interval)}): its items would be too old '
+                         "to alert by the time they are seen")  # fmt: skip
+        return value
 
     def rules(self, items: list[Any], channels: dict[str, str]) -> tuple[Rule, ...]:
         out: list[Rule] = []
@@ -347,6 +406,9 @@ class _Builder:
             rule = self.validate(RuleTable, item, ("rules", i))
             if rule is None or not unique:
                 continue
+            if rule.backfill and rule.max_age is not None:
+                what = "and `backfill = true` contradict: backfill alerts items of any age"
+                self.problem(("rules", i, "max_age"), what)
             fields = dict(rule)  # as validated: model_dump would turn QuietHours into a dict
             fields["channels"] = tuple(dict.fromkeys(rule.channels))
             out.append(Rule(**fields))

@@ -17,9 +17,11 @@ from monitor.config.values import (
     Name,
     PollInterval,
     QuietHoursSpec,
+    RateLimit,
     Selector,
     StoryWindow,
     valid_cron,
+    valid_host,
     valid_http_url,
     valid_language,
     valid_query,
@@ -52,11 +54,23 @@ class MonitorTable(Table):
     history_retention: Duration = 365 * 86400.0
     story_window: StoryWindow = 72 * 3600.0
     health_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    health_host: Annotated[str, AfterValidator(valid_host)] = "127.0.0.1"
     log_format: Literal["auto", "human", "json"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] | None = None
     max_attempts: Annotated[int, Field(ge=1)] = 8
     failing_after: Duration = 6 * 3600.0
     health_channel: Name | None = None
     lexicon: list[str] = []
+    rate_limit: RateLimit = (20, 600.0)  # every channel's, unless its own table says otherwise
+    max_age: Duration = 2 * 86400.0  # older items are stored, not alerted (alerts/held.py)
+
+
+class ChannelTable(Table):
+    """`[channels.NAME]`, the long form of `NAME = "url"`: the URL is checked by the loader
+    (as in the short form); `rate_limit` left out means `[monitor] rate_limit`."""
+
+    url: str
+    rate_limit: RateLimit = None
 
 
 class SourceTable(Table):
@@ -73,6 +87,7 @@ class SourceTable(Table):
     allow_private: bool = False
     robots: bool = True
     enabled: bool = True
+    max_age: Duration | None = None  # None: [monitor] max_age
 
 
 class RuleTable(Table):
@@ -85,6 +100,8 @@ class RuleTable(Table):
     quiet_hours: QuietHoursSpec | None = None
     urgent: bool = False
     enabled: bool = True
+    max_age: Duration | None = None  # None: each source's
+    backfill: bool = False
 
 
 TOP = {"monitor": MonitorTable, "channels": None, "sources": SourceTable, "rules": RuleTable}

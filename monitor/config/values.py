@@ -8,6 +8,8 @@ write the value instead. `show` quotes a wrong value the way TOML spells it.
 A digest's numeric day-of-week is rewritten to names (`1-5` -> `mon,tue,wed,thu,fri`) because
 crontab counts Sunday as 0 and APScheduler 3 counts Monday as 0; names mean the same to both.
 
+A rate limit "20/10m" becomes (20, 600.0): messages, per seconds; "none" (or 0) is None.
+
 Limits, so a value that parses cannot crash a poll later: a duration is finite and at most
 `MAX_DURATION` (10 years; `now + 10 years` and `now - 10 years` are plain datetimes, while
 `now - 999999d` is before year 1 and made every poll fail), and `story_window` at most 30 days
@@ -20,8 +22,10 @@ import (soupsieve and the bs4 it loads, ~60 ms) and most configs and commands ne
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import re
+import unicodedata
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -31,8 +35,9 @@ from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 from monitor.errors import RuleSyntaxError
 from monitor.models import QuietHours
+from monitor.text import SIZE_UNITS
 
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_PUNCTUATION = "-_."  # besides letters, digits and (after the first) combining marks
 
 MAX_DURATION = 3650 * 86400.0  # 10 years: any duration (see the docstring for why)
 MAX_STORY_WINDOW = 30 * 86400.0  # story_window: every poll reads the whole window
@@ -55,6 +60,16 @@ def parse_duration(text: str) -> float:
     unit = m and (_UNIT_WORDS.get(word) or (word[0] if word[0] in _UNIT_SECONDS else None))
     hint = f'"{m.group(1)}{unit}"' if m and unit else '"30s", "5m", "2h", "1d" or "1h30m"'
     raise ValueError(f'"{text}" is not a duration: write {hint}')
+
+
+def show_duration(seconds: float) -> str:
+    """Seconds as the config writes a duration: 93600 -> "1d2h", 0.5 -> "0s"."""
+    left, parts = round(seconds), []
+    for unit, size in _UNIT_SECONDS.items():
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or "0s"
 
 
 def show(value: Any) -> str:
@@ -80,6 +95,37 @@ def valid_duration(value: Any, allow_zero: bool = False, most: float = MAX_DURAT
         limit = f'"{most / 86400:g}d"' + (" (10 years)" if most == MAX_DURATION else "")
         raise ValueError(f"must be at most {limit}, not {show(value)}")
     return seconds
+
+
+NO_RATE_LIMIT = ("none", "0")
+
+
+def valid_rate_limit(value: Any) -> tuple[int, float] | None:
+    """A channel's rate limit: "20/10m" is at most 20 messages in any 10 minutes, as
+    (messages, seconds); "none" (or 0) is no limit, None. What is over it waits, not lost."""
+    how = 'write messages/duration, e.g. "20/10m", or "none" for no limit'
+    if value == 0 and isinstance(value, int) and not isinstance(value, bool):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"must be a rate limit in quotes ({how}), not {show(value)}")
+    text = value.strip().lower()
+    if text in NO_RATE_LIMIT:
+        return None
+    m = re.fullmatch(r"(\d+)\s*/\s*(\S.*)", text)
+    if not m:
+        raise ValueError(f'"{value}" is not a rate limit: {how}')
+    if int(m.group(1)) < 1:
+        raise ValueError(f'"{value}" would never send anything: {how}')
+    try:
+        per = valid_duration(m.group(2).strip())
+    except ValueError as e:
+        raise ValueError(f'"{value}" is not a rate limit: {e}') from None
+    return int(m.group(1)), per
+
+
+def show_rate_limit(rate: tuple[int, float] | None) -> str:
+    """A rate limit as the config writes it: (20, 600.0) -> "20/10m", None -> "none"."""
+    return "none" if rate is None else f"{rate[0]}/{show_duration(rate[1])}"
 
 
 def too_often(interval: float, least: float) -> str | None:
@@ -120,14 +166,59 @@ def valid_size(value: Any) -> Any:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?", value.strip(), re.IGNORECASE)
     if not m:
         raise ValueError(f'"{value}" is not a size: write e.g. "10MB", "512KB" or a byte count')
-    return int(float(m.group(1)) * 1024 ** " kmg".index(m.group(2).lower() or " "))
+    unit = SIZE_UNITS.get(f"{m.group(2).upper()}B", 1)  # text.format_size writes it back
+    return int(float(m.group(1)) * unit)
 
 
 def valid_name(value: str) -> str:
-    """Source, rule and channel names: they appear in queries, alerts and CLI arguments."""
-    if not NAME_PATTERN.fullmatch(value):
-        raise ValueError(f'"{value}" is not a valid name: use letters, digits, "-", "_", "."')
-    return value
+    """Source, rule and channel names, in any script (`città`, `новости`, `東京`), returned
+    NFC-normalized so that one name typed two ways is one name. They appear in `source:`
+    queries, alerts, log lines, metric labels and CLI arguments, hence no spaces, no control
+    or invisible (format) characters, no symbols: letters, digits and combining marks (after
+    the first character), plus "-", "_", "."."""
+    name = unicodedata.normalize("NFC", value)
+    if not name:
+        raise ValueError("is empty: a name needs at least one letter or digit")
+    for i, char in enumerate(name):
+        if not _name_char(char, first=i == 0):
+            shown = value if value.isprintable() else value.encode("unicode_escape").decode()
+            raise ValueError(
+                f'"{shown}" is not a valid name ({_describe_char(char, first=i == 0)}): use '
+                'letters and digits of any script, "-", "_", "." (no spaces), starting with a '
+                "letter or digit"
+            )
+    return name
+
+
+def _name_char(char: str, *, first: bool) -> bool:
+    kind = unicodedata.category(char)[0]
+    if first:
+        return kind in "LN"
+    return kind in "LMN" or char in NAME_PUNCTUATION
+
+
+def _describe_char(char: str, *, first: bool) -> str:
+    if char.isspace():
+        return "it contains a space" + ("" if char == " " else f" (U+{ord(char):04X})")
+    if not char.isprintable():
+        return f"it contains the invisible character U+{ord(char):04X}"
+    return f'it starts with "{char}"' if first else f'it contains "{char}"'
+
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}\Z){_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+
+
+def valid_host(value: str) -> str:
+    """An address to listen on: an IP address ("127.0.0.1", "0.0.0.0", "::") or a host name."""
+    host = value.strip().strip("[]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if _HOST_NAME.fullmatch(host):
+        return host
+    raise ValueError(f'"{value}" is not an address to listen on: write "127.0.0.1" or "0.0.0.0"')
 
 
 def valid_http_url(value: str) -> str:
@@ -268,3 +359,5 @@ Name = Annotated[str, AfterValidator(valid_name)]
 Selector = Annotated[str, AfterValidator(valid_selector)]
 # read as text, kept as the `QuietHours` it parses into (alerts never parse the text)
 QuietHoursSpec = Annotated[str, AfterValidator(valid_quiet_hours)]
+# read as text ("20/10m", "none"), kept as (messages, seconds) or None for no limit
+RateLimit = Annotated[tuple[int, float] | None, BeforeValidator(valid_rate_limit)]

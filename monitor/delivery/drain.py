@@ -11,7 +11,10 @@ to the next drain. Without it a hung channel (200 rows × a 20 s timeout) would 
 running for an hour: longer than the lease, so another worker could claim and send the same
 rows again, and the daemon's next drains (one at a time) would hold back every other channel.
 Quiet hours are checked again at send time, so a retry or a rate-limit hold that falls inside
-them waits for their end like a new alert does.
+them waits for their end like a new alert does; an alert several rules matched (one message
+per article and channel) goes as soon as any of them allows. Each channel has its own rate
+limit (`[channels.NAME] rate_limit`, else `[monitor] rate_limit`): what is over it is held, not
+lost, until the window lets it through.
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TextIO
+from typing import Any, TextIO
 
 from monitor.alerts.plan import STDOUT
 from monitor.alerts.timing import backoff_delay, hold_until, rate_limit_until
-from monitor.delivery import channels as notify
 from monitor.models import Delivery, DeliveryPolicy, DrainResult, Message, Pending
 from monitor.store import OutboxStore
 
@@ -61,7 +63,7 @@ async def drain_outbox(
     *,
     now: Callable[[], datetime],
     digest_message: Callable[[Sequence[Pending]], Message],
-    send: Sender = notify.send,
+    send: Sender | None = None,
     stream: TextIO | None = None,
     jitter: Callable[[], float] = random.random,
     limit: int = 200,
@@ -78,9 +80,18 @@ async def drain_outbox(
     by_channel: dict[str, list[list[Pending]]] = defaultdict(list)
     for batch in group(rows):
         by_channel[batch[0].channel].append(batch)
+    send = send or _apprise_send
     drain = _Drain(outbox, policy, now, digest_message, send, stream, jitter, budget, stopping)
     await asyncio.gather(*(drain.channel(c, b) for c, b in by_channel.items()))
     return drain.result
+
+
+def _apprise_send(*args: Any, **kwargs: Any) -> Any:
+    """`channels.send`, imported when a channel first sends: Apprise and its plugins cost
+    ~0.2 s of start-up, which a `once` printing to the terminal never needs."""
+    from monitor.delivery.channels import send
+
+    return send(*args, **kwargs)
 
 
 @dataclass
@@ -141,16 +152,25 @@ class _Drain:
 
 
 def _quiet_hold(policy: DeliveryPolicy, row: Pending, now: datetime) -> datetime | None:
-    rule = policy.rules.get(row.rule)
-    return hold_until(rule, now, policy.timezone) if rule is not None else None
+    """When the row may go, if the quiet hours of every one of its rules hold it now: the
+    earliest end among them (a rule no longer in the config holds nothing back)."""
+    holds = []
+    for name in row.rules or (row.rule,):
+        rule = policy.rules.get(name)
+        hold = hold_until(rule, now, policy.timezone) if rule is not None else None
+        if hold is None:
+            return None
+        holds.append(hold)
+    return min(holds, default=None)
 
 
 def _rate_hold(
     outbox: OutboxStore, policy: DeliveryPolicy, channel: str, now: datetime
 ) -> datetime | None:
-    if policy.rate_limit is None or channel == STDOUT:
+    rate = policy.rate_limits.get(channel, policy.rate_limit)
+    if rate is None or channel == STDOUT:
         return None
-    limit, per = policy.rate_limit
+    limit, per = rate
     recent = outbox.sent_since(channel, now - timedelta(seconds=per))
     return rate_limit_until(recent, limit=limit, per=per, now=now)
 

@@ -5,8 +5,14 @@
 - `parse`: feed bytes -> `RawEntry`s with feedparser, behind guards against hostile XML, plus
   the lxml pre-scan that lets a poll skip the items unchanged since the last one;
 - `parse_fast`: the lxml fast path of `parse`, which gives feedparser's entries or declines;
+- `feedparser_rules`: how feedparser reads an element (text, dates, links, markup): `parse_fast`;
+- `jsonfeed`: JSON Feed 1.0/1.1 -> `RawEntry`s, which `parse` hands a body that is JSON;
+- `opml`: OPML subscription lists read (behind `parse`'s guards) and written;
+- `discover`: a web page -> the feeds it advertises and the common feed paths of its site;
 - `pages`: HTML listing pages without a feed -> `RawEntry`s, through the source's CSS selectors;
 - `extract`: an article page -> its title, author, date and main text;
+- `bodies`: the main text by trafilatura, when the `fulltext` extra is installed (`extract`
+  falls back to its own heuristic, and says so once);
 - `normalize`: `RawEntry` -> `Article` (canonical URL, plain text, UTC dates, language,
   fingerprint); pure, no clock: `now` comes in as an argument;
 - `identity`: the GUID rule, how an item's GUID and link become its key and its link;

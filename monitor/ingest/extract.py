@@ -2,8 +2,9 @@
 
 Metadata first, because publishers keep it clean for search engines: JSON-LD `NewsArticle` /
 `Article` (headline, author, datePublished, articleBody), then `og:` / `article:` meta tags,
-then the DOM (`h1`, `<title>`). The body comes from a main-text heuristic (readability-like):
-boilerplate is dropped (nav, header, footer, aside, forms, scripts, "leggi anche" / "read also"
+then the DOM (`h1`, `<title>`). The body comes from trafilatura when it is installed (bodies.py
+says why and what it costs), else from a main-text heuristic (readability-like): boilerplate is
+dropped (nav, header, footer, aside, forms, scripts, "leggi anche" / "read also"
 boxes, share bars, ads, by tag and by class/id pattern), each paragraph scores its text length
 (less its link text) into its parent and half into its grandparent, and the best-scoring
 container's blocks are kept with paragraph breaks. When that yields clearly less than JSON-LD's
@@ -12,8 +13,10 @@ container's blocks are kept with paragraph breaks. When that yields clearly less
 Parsing is lxml's HTML parser through bs4: Python 3.11's html.parser is quadratic on some malformed
 input (CVE-2025-6069). Bodies over `MAX_HTML_BYTES` are refused before parsing.
 
-`decode_html` (through `soup`) is shared with `pages`: a page that declares a single-byte charset
-but is valid UTF-8 with non-ASCII bytes is UTF-8 (as Corriere's pages, labelled ISO-8859-1).
+`decode_html` (through `soup`) is shared with `pages`: a page whose bytes are valid UTF-8 with
+non-ASCII bytes is UTF-8 whatever it declares (Corriere's pages, labelled ISO-8859-1; pages saved
+as UTF-8 with their GB2312 or ISO-8859-15 label left on): text in any other encoding is almost
+never valid UTF-8 by accident.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 from bs4 import BeautifulSoup, NavigableString, Tag
 
 from monitor.errors import ParseError
+from monitor.ingest.bodies import trafilatura_body
 from monitor.ingest.charsets import SINGLE_BYTE, codec_name
 
 __all__ = ["Extracted", "MAX_HTML_BYTES", "decode_html", "extract_article", "parse_date", "soup"]
@@ -63,8 +67,7 @@ def _codec(name: str | None) -> str | None:
 def decode_html(body: bytes, charset: str | None) -> str:
     """Decode an HTML body: BOM, then HTTP charset, then `<meta charset>`, then UTF-8.
 
-    A single-byte label (ISO-8859-1, windows-1252, ASCII) loses to a body that is valid UTF-8
-    with non-ASCII bytes: Latin-1 text is almost never valid multi-byte UTF-8 by accident. A
+    Any label loses to a body that is valid UTF-8 with non-ASCII bytes (see the module doc). A
     declared UTF-8 that does not decode falls back to windows-1252 (HTML's reading of Latin-1).
     """
     for bom, name in (
@@ -90,19 +93,24 @@ def decode_html(body: bytes, charset: str | None) -> str:
             return body.decode(
                 "cp1252" if codec in (None, "latin-1", "ascii") else codec, "replace"
             )
-    if codec == "utf-8":
+    if codec == "utf-8" or not body.isascii():  # ASCII bytes may be a 7-bit ISO-2022 text
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
-            return body.decode("cp1252", errors="replace")
-    return body.decode(codec, errors="replace")
+            pass
+    return body.decode("cp1252" if codec == "utf-8" else codec, errors="replace")
+
+
+def page_text(body: bytes, charset: str | None) -> str:
+    """The page decoded (`decode_html`), NULs removed; bodies too big to parse cheaply refused."""
+    if len(body) > MAX_HTML_BYTES:
+        raise ParseError(f"page too large to parse: {len(body):,} bytes (limit {MAX_HTML_BYTES:,})")
+    return decode_html(body, charset).replace("\x00", "")
 
 
 def soup(body: bytes, charset: str | None) -> BeautifulSoup:
-    """Parse with lxml after our own decoding; refuse bodies too big to parse cheaply."""
-    if len(body) > MAX_HTML_BYTES:
-        raise ParseError(f"page too large to parse: {len(body):,} bytes (limit {MAX_HTML_BYTES:,})")
-    return BeautifulSoup(decode_html(body, charset).replace("\x00", ""), "lxml")
+    """Parse with lxml after our own decoding (`page_text`)."""
+    return BeautifulSoup(page_text(body, charset), "lxml")
 
 
 # --- dates ----------------------------------------------------------------------------------
@@ -411,16 +419,25 @@ def main_text(doc: BeautifulSoup) -> str:
     return "\n\n".join(lines)
 
 
-def extract_article(body: bytes, *, url: str, charset: str | None) -> Extracted:
-    """Title, author, date, main text and language of an article page (ParseError if too big)."""
-    doc = soup(body, charset)
+def extract_article(
+    body: bytes, *, url: str, charset: str | None, builtin: bool = False
+) -> Extracted:
+    """Title, author, date, main text and language of an article page (ParseError if too big).
+    The body is trafilatura's when it is installed and finds one, unless `builtin` (for
+    bench/eval_extract.py): then, as without trafilatura, the heuristic of `main_text`."""
+    text = page_text(body, charset)
+    # first, so that trafilatura's tree is gone before bs4 builds its own
+    found = None if builtin else trafilatura_body(text, url)
+    doc = BeautifulSoup(text, "lxml")
+    del text
     try:
-        return _extract(doc)
+        return _extract(doc, found)
     finally:
         doc.decompose()  # a reference cycle: freed now, not at the collector's next full pass
 
 
-def _extract(doc: BeautifulSoup) -> Extracted:
+def _extract(doc: BeautifulSoup, body: str | None = None) -> Extracted:
+    """The page's metadata; `body`: trafilatura's text (None or "": the heuristic's)."""
     ld = _json_ld(doc)
     h1 = doc.find("h1")
     page_title = doc.title.get_text(" ", strip=True) if doc.title else ""
@@ -442,7 +459,7 @@ def _extract(doc: BeautifulSoup) -> Extracted:
         or None
     )
     ld_body = _clean(ld.get("articleBody"))
-    text = main_text(doc)
+    text = fix_mojibake(body) if body else main_text(doc)
     if len(ld_body) > 1.5 * len(text):
         text = ld_body
     return Extracted(

@@ -49,6 +49,7 @@ from yarl import URL
 from monitor import __version__
 from monitor.errors import FetchError
 from monitor.models import Fetched
+from monitor.text import format_size
 
 try:  # decode brotli only when aiohttp can (it needs the brotli or brotlicffi module)
     from aiohttp.compression_utils import HAS_BROTLI
@@ -118,10 +119,6 @@ def is_public_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
-
-
-def _size(n: int) -> str:
-    return f"{n / 1_000_000:g} MB" if n >= 1_000_000 else f"{n:,} bytes"
 
 
 def _host_key(url: URL) -> str:
@@ -419,7 +416,7 @@ class Fetcher:
                         resp.close()
                         raise FetchError(
                             f"response too large: Content-Length {length:,} bytes exceeds the "
-                            f"{_size(self.max_bytes)} limit ({url})"
+                            f"{format_size(self.max_bytes)} limit ({url})"
                         )
                     body = await self._read_capped(resp, url)
                     return _Reply(resp.status, resp.headers, body)
@@ -443,7 +440,7 @@ class Fetcher:
             if body.tell() + len(chunk) > self.max_bytes:
                 resp.close()
                 raise FetchError(
-                    f"response too large: more than {_size(self.max_bytes)} after "
+                    f"response too large: more than {format_size(self.max_bytes)} after "
                     f"decompression; stopped reading ({url})"
                 )
             body.write(chunk)

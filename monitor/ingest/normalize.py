@@ -356,7 +356,7 @@ def to_article(
         or normalize_language(feed_language)
         or detect_language(f"{title}\n{summary}")
     )
-    published = to_utc(entry.published, now=now) or to_utc(entry.updated, now=now) or now
+    dated = to_utc(entry.published, now=now) or to_utc(entry.updated, now=now)
     return Article(
         source=source.name,
         guid=entry.guid or url,
@@ -365,10 +365,11 @@ def to_article(
         summary=summary,
         text=text,
         language=language,
-        published=published,
+        published=dated or now,  # an undated item: published when first seen
         first_seen=now,
         author=entry.author,
         fingerprint=fingerprint(title, text),
+        undated=dated is None,
     )
 
 

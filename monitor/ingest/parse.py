@@ -33,6 +33,7 @@ from lxml import etree
 from monitor.errors import ParseError
 from monitor.ingest.charsets import SINGLE_BYTE, blank, codec_name, encoding_agrees, is_utf8
 from monitor.ingest.identity import item_key
+from monitor.ingest.jsonfeed import is_json, parse_json_feed
 from monitor.ingest.parse_fast import fast_parse
 from monitor.models import RawEntry
 
@@ -237,7 +238,8 @@ def parse_feed(
     content_type: str | None = None,
     fast: bool = True,
 ) -> ParsedFeed:
-    """Parse feed bytes; raise ParseError for empty, non-feed or hostile input.
+    """Parse feed bytes (RSS, Atom, RDF or JSON Feed); raise ParseError for empty, non-feed or
+    hostile input.
 
     A malformed feed that still yields entries is returned with a `warning` (most real breakage
     is one bad character late in the file, or a body cut off mid-item); a feed with no items,
@@ -247,6 +249,8 @@ def parse_feed(
     """
     if blank(body):
         raise ParseError("empty response")
+    if is_json(body):  # JSON Feed, known by its content whatever the URL or Content-Type says
+        return ParsedFeed(*parse_json_feed(body, url=url))
     body, trusted = prepare(body, charset)
     if blank(body, bom=True):  # nothing but NULs, spaces or a BOM
         raise ParseError("empty response")

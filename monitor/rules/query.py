@@ -282,10 +282,12 @@ class Query:
         return f"Query({self.text!r})"
 
 
-def parse_query(query: str) -> Query:
-    """Parse `query`; raise RuleSyntaxError(message, 0-based position) when it is malformed."""
+def parse_query(query: str, *, only_not: bool = False) -> Query:
+    """Parse `query`; raise RuleSyntaxError(message, 0-based position) when it is malformed.
+    A rule needs a term outside NOT, or it would match nearly every article; `search` passes
+    `only_not=True` to allow `NOT kiev`, bounded by its --since and --limit."""
     root = _Parser(query).parse()
-    if all(negated for _, negated in leaves(root)):
+    if not only_not and all(negated for _, negated in leaves(root)):
         raise RuleSyntaxError("a query needs at least one term that is not under NOT", 0)
     return Query(query, root)
 

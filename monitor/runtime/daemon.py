@@ -8,6 +8,11 @@ polls of one source from overlapping. SIGTERM/SIGINT stop cleanly, SIGHUP (or an
 config file) reloads: a valid config takes effect at once, an invalid one is logged and the old
 one keeps running.
 Leases and crashes: see `monitor.service.lock`.
+
+What the log says at info: "daemon started", then, once the start-up's polls are done, when the
+next poll is ("next poll in 4m 58s: 12 of 12 sources due by 10:21:25"), then one "poll cycle"
+line per `[monitor] interval` with polls in it (service/tally.py); each poll's own "polled"
+line is at debug, a failed one at warning.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import asyncio
 import logging
 import os
 import signal
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -25,15 +31,18 @@ from monitor.clock import Clock, SystemClock
 from monitor.config import loader as config_mod
 from monitor.errors import ConfigError, MonitorError
 from monitor.runtime import logs as logs
-from monitor.runtime.healthz import HealthServer, start_health_server
+from monitor.runtime.healthz import HealthServer, is_loopback, start_health_server
 from monitor.runtime.process import LooseThreads
 from monitor.service.monitor import Monitor
+from monitor.service.tally import PollTally
+from monitor.text import format_size
 
 log = logs.get_logger("monitor.daemon")
 
 TICK = 1.0  # seconds between scheduler ticks (claim due sources, drain the outbox)
 WATCH = 2.0  # seconds between looks at the config file's mtime and size
 STOP_GRACE = 7.0  # in-flight work gets this long after SIGTERM; the rest of the 10 s is closing
+NEXT_WINDOW = 60.0  # "N sources due by": those due within this many seconds of the next poll
 
 
 class Daemon:
@@ -52,6 +61,7 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.health: HealthServer | None = None
         self._drain_task: asyncio.Task | None = None
+        self._announce_task: asyncio.Task | None = None
         self._last_tick = self.clock.now()
         self.exit_code = 0  # 1 once the database file is lost (see tick)
 
@@ -67,15 +77,9 @@ class Daemon:
         workers = LooseThreads()
         loop.set_default_executor(workers)
         monitor = self.monitor = Monitor(config, clock=self.clock)
-        if port := config.settings.health_port:
-            try:
-                self.health = await start_health_server(
-                    "127.0.0.1", port, metrics=monitor.metrics, check=self.check
-                )
-            except OSError as exc:
-                log.error("cannot serve /healthz", port=port, error=str(exc))
-                await monitor.close()
-                return 1
+        if not await self._serve_health(config):
+            await monitor.close()
+            return 1
         loop.add_signal_handler(signal.SIGTERM, self.stop)
         loop.add_signal_handler(signal.SIGINT, self.stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload, "SIGHUP")
@@ -86,14 +90,19 @@ class Daemon:
         scheduler.add_job(self.watch_config, "interval", seconds=WATCH, id="watch", **options)
         for job, every in (("prune", {"hours": 1}), ("check_sources", {"minutes": 1})):
             scheduler.add_job(self.housekeeping, "interval", [job], id=job, **every, **options)
+        every = config.settings.interval  # the "poll cycle" line
+        scheduler.add_job(self.summary, "interval", seconds=every, id="summary", **options)
         scheduler.start()
         log.info(
             "daemon started",
             sources=len(config.sources),
             rules=len(config.rules),
             database=str(config.settings.database),
+            max_bytes=format_size(config.settings.max_bytes),
+            log_level=config.settings.log_level or "info",
         )
         await self.tick()
+        self._announce_task = asyncio.create_task(self.announce_next_poll(), name="announce")
         await self.stopping.wait()
         await self.shutdown()
         if workers.busy:  # everything is recorded and closed: do not wait for stuck threads
@@ -101,6 +110,29 @@ class Daemon:
             logging.shutdown()
             os._exit(self.exit_code)
         return self.exit_code
+
+    async def _serve_health(self, config: config_mod.Config) -> bool:
+        """Start `/healthz` and `/metrics` when `health_port` is set; False if it cannot bind.
+        `health_host` beyond loopback is the user's (or the image's) explicit choice: allowed,
+        with a warning, since the endpoint has no authentication."""
+        s = config.settings
+        if not s.health_port or self.monitor is None:
+            return True
+        try:
+            self.health = await start_health_server(
+                s.health_host, s.health_port, metrics=self.monitor.metrics, check=self.check,
+                allow_remote=True,
+            )  # fmt: skip
+        except OSError as exc:
+            log.error("cannot serve /healthz", host=s.health_host, port=s.health_port,
+                      error=str(exc))  # fmt: skip
+            return False
+        if not is_loopback(s.health_host):
+            log.warning(
+                "/healthz and /metrics are reachable from the network, without authentication",
+                url=self.health.url,
+            )
+        return True
 
     async def tick(self) -> None:
         """Start due polls; measure how late the scheduler runs (lag). A database file deleted or
@@ -120,6 +152,36 @@ class Daemon:
             self.monitor.start_due_polls()
         except MonitorError:
             log.exception("cannot start polls")
+
+    async def announce_next_poll(self) -> None:
+        """Once the start-up's polls are done (or their deadline passed), say when the next
+        poll is: the log is where someone who just started the daemon looks."""
+        monitor = self.monitor
+        if monitor is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + monitor.poll_deadline() + 5  # real seconds, whatever the clock
+        while monitor.inflight and loop.time() < deadline and not self.stopping.is_set():
+            await asyncio.sleep(0.2)
+        if self.stopping.is_set():
+            return
+        try:
+            times = monitor.store.next_polls()
+        except MonitorError:
+            log.exception("cannot read the next poll times")
+            return
+        message, fields = next_poll_message(
+            times, self.clock.now(), monitor.config.settings.timezone
+        )
+        log.info(message, **fields)
+
+    async def summary(self) -> None:
+        """One "poll cycle" line at info for the polls since the last one (none: no line)."""
+        if self.monitor is None or self.stopping.is_set():
+            return
+        tally, self.monitor.tally = self.monitor.tally, PollTally()
+        if tally.polls:
+            log.info("poll cycle", **tally.fields())
 
     def stop(self) -> None:
         self.stopping.set()
@@ -178,6 +240,7 @@ class Daemon:
                 problems=exc.problems,
             )
             return
+        old = self.monitor.config.settings
         try:
             self.monitor.apply(config)
         except MonitorError:
@@ -186,6 +249,19 @@ class Daemon:
         log.info(
             "config reloaded", cause=cause, sources=len(config.sources), rules=len(config.rules)
         )
+        self._relog(old, config.settings)
+        if self.scheduler is not None and old.interval != config.settings.interval:
+            self.scheduler.reschedule_job(
+                "summary", trigger="interval", seconds=config.settings.interval
+            )
+
+    @staticmethod
+    def _relog(old: config_mod.Settings, new: config_mod.Settings) -> None:
+        """A reload that changed `log_level` or `timezone` changes the log lines at once."""
+        level = new.log_level or "info"
+        if (old.log_level or "info", old.timezone) != (level, new.timezone):
+            logs.reconfigure(level=level, timezone=new.timezone)
+            log.info("log settings changed", log_level=level, timezone=new.timezone)
 
     async def shutdown(self) -> None:
         """Finish in-flight polls and the drain within STOP_GRACE, cancel what is left.
@@ -197,6 +273,8 @@ class Daemon:
         log.info("stopping", polls=sorted(monitor.inflight) if monitor else [])
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
+        if self._announce_task is not None:
+            self._announce_task.cancel()
         if monitor is not None:
             tasks = list(monitor.inflight.values())
             if self._drain_task is not None:
@@ -220,3 +298,33 @@ class Daemon:
         if monitor is not None:
             await monitor.close()
         log.info("stopped")
+
+
+def next_poll_message(
+    times: list[datetime | None], now: datetime, timezone: str
+) -> tuple[str, dict[str, object]]:
+    """The start-up line, "next poll in 4m 58s: 12 of 12 sources due by 10:21:25" (wall time
+    of `timezone`), and its fields; `times`: each enabled source's next poll (None: now)."""
+    if not times:
+        return "no enabled source: nothing to poll", {"sources": 0}
+    soonest = max(now, min(t or now for t in times))
+    until = soonest + timedelta(seconds=NEXT_WINDOW)
+    due = sum(1 for t in times if (t or now) <= until)
+    by = until.astimezone(ZoneInfo(timezone)).strftime("%H:%M:%S")
+    wait = span((soonest - now).total_seconds())
+    fields: dict[str, object] = {"next_poll": soonest.isoformat(), "due": due}
+    when = "next poll now" if wait == "now" else f"next poll in {wait}"
+    return f"{when}: {due} of {len(times)} sources due by {by}", fields
+
+
+def span(seconds: float) -> str:
+    """A wait in its two largest units: "4m 58s", "1h 5m", "2d", "12s"; "now" for none."""
+    left = round(seconds)
+    if left <= 0:
+        return "now"
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for (unit, size), (small_unit, small_size) in zip(units, [*units[1:], ("", 1)], strict=True):
+        if left >= size:
+            big, small = left // size, left % size // small_size
+            return f"{big}{unit} {small}{small_unit}" if small and small_unit else f"{big}{unit}"
+    return "now"

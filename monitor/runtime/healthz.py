@@ -4,7 +4,10 @@ It binds to 127.0.0.1 by default and refuses any non-loopback address unless the
 `allow_remote=True`. The metrics are not secret, but the endpoint has no authentication and no
 TLS: on a public interface anyone could scrape it, learn which sources are watched and failing,
 and poll `/healthz` (which touches the database) as often as they like. Expose it beyond the host
-only behind something that authenticates (a reverse proxy, a container network).
+only behind something that authenticates (a reverse proxy, a container network). The daemon
+binds `[monitor] health_host` (127.0.0.1 unless the user, or the Docker image through
+`NEWS_MONITOR_HEALTH_HOST`, chose otherwise): a configured address is the user's explicit choice,
+so it passes `allow_remote=True` and logs a warning when that address is not loopback.
 
 `check` is the daemon's probe: it returns `{name: True}` for each healthy part and `{name: False}`
 or `{name: "reason"}` for a failing one. A check that raises or takes longer than

@@ -14,7 +14,11 @@ configured secret values in every form, the password in `scheme://user:pass@host
 
 `set_secrets()` adds secrets without touching handlers, for a config reload. Modules below the
 runtime log through `structlog.stdlib.get_logger` (what `get_logger` here returns): where the
-lines go is decided here, once, by `configure`.
+lines go is decided here, once, by `configure` (`reconfigure` changes its level or time zone).
+
+Times: JSON lines carry UTC ISO timestamps (`...Z`), what log collectors sort and join on;
+human lines show the wall time of `[monitor] timezone` with its abbreviation
+(`2026-02-03 10:15:00 CET`), the times the person reading them lives in and alerts show.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -38,8 +44,9 @@ LEVELS = {
     "critical": logging.CRITICAL,
 }
 FORMATS = ("auto", "human", "json")
-# Chatty libraries whose INFO lines are noise for a daemon that runs for months.
-QUIET_LOGGERS = ("apprise", "apscheduler")
+# Chatty libraries whose INFO lines are noise for a daemon that runs for months (trafilatura
+# and its helpers also warn about every odd page they are given).
+QUIET_LOGGERS = ("apprise", "apscheduler", "trafilatura", "htmldate", "courlan", "justext")
 
 
 class Masker:
@@ -70,8 +77,20 @@ class Masker:
         return _secrets.mask_credentials(line)
 
 
+class ZoneStamper:
+    """structlog processor: the wall time of a time zone, for human lines (see the module doc)."""
+
+    def __init__(self, timezone: str) -> None:
+        self.zone = ZoneInfo(timezone)
+
+    def __call__(self, _logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
+        event["timestamp"] = datetime.now(self.zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return event
+
+
 _masker = Masker()
 _handler: logging.Handler | None = None
+_setup: dict[str, Any] = {}  # the last `configure` arguments, for `reconfigure`
 
 
 def set_secrets(secrets: Iterable[str]) -> None:
@@ -104,8 +123,10 @@ def configure(
     level: str = "info",
     secrets: Iterable[str] = (),
     stream: IO[str] | None = None,
+    timezone: str = "UTC",
 ) -> None:
-    """Set up structlog and stdlib logging to write to `stream` (stderr by default).
+    """Set up structlog and stdlib logging to write to `stream` (stderr by default); human
+    lines show times in `timezone`, JSON lines in UTC.
 
     Calling it again replaces the previous setup (our handler only; others are left alone).
     """
@@ -115,15 +136,23 @@ def configure(
     stream = sys.stderr if stream is None else stream
     tty = _is_tty(stream)
     set_secrets(secrets)
+    human = fmt == "human" or (fmt == "auto" and tty)
+    stamper = ZoneStamper(timezone) if human else structlog.processors.TimeStamper("iso", utc=True)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        stamper,
     ]
-    human = fmt == "human" or (fmt == "auto" and tty)
     _install_handler(stream, _formatter(shared, human=human, colors=tty), numeric)
     _configure_structlog(shared)
+    _setup.update(fmt=fmt, level=level, stream=stream, timezone=timezone)
+
+
+def reconfigure(**changes: str) -> None:
+    """`configure` again with some of its arguments changed (`level`, `fmt`, `timezone`) and
+    the same stream: a config reload that changed `log_level` takes effect at once."""
+    configure(**{**_setup, **changes})
 
 
 def _numeric_level(level: str) -> int:
@@ -171,11 +200,14 @@ def _install_handler(stream: IO[str], formatter: logging.Formatter, numeric: int
         root.removeHandler(_handler)
     _handler = logging.StreamHandler(stream)
     _handler.setFormatter(formatter)
+    _handler.setLevel(numeric)  # the level filters what is written, here, not at the loggers:
     root.addHandler(_handler)
     root.setLevel(numeric)
     for name in QUIET_LOGGERS:
+        # ... Apprise's warnings must still be raised at `error`: delivery/channels.py reads a
+        # failed send's reason from them ("HTTP 500", "connection refused")
         logging.getLogger(name).setLevel(
-            logging.NOTSET if numeric <= logging.DEBUG else max(numeric, logging.WARNING)
+            logging.NOTSET if numeric <= logging.DEBUG else logging.WARNING
         )
 
 

@@ -12,6 +12,7 @@ delivery, store).
 - `schedule`: pure arithmetic of the next poll (intervals, backoff, Retry-After);
 - `source_health`: which sources are down, and the alerts that say so;
 - `metrics`: the Prometheus counters the Monitor keeps (served by runtime/healthz.py);
+- `tally`: the polls since the daemon's last "poll cycle" log line, summed;
 - `lock`: the database lock file that tells a process it is alone with its leases.
 
 May import every package below it (config, ingest, rules, stories, alerts, delivery, store) and

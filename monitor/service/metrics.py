@@ -8,13 +8,20 @@ daemon call the methods below; nothing else in the code base imports prometheus_
 
 Every labelled series is created up front (at zero), so a dashboard sees `outcome="error"` before
 the first error instead of a missing series.
+
+Per source (`source="corriere-esteri"`): polls, errors, new articles and the fetch time (a
+Summary: count and sum, two series a source, where a histogram would add a dozen). One label
+value per configured source: `set_sources` creates them at zero and removes the series of a
+source that left the config, and a poll of a source not (or no longer) configured is counted only
+in the totals: nine series a source (with prometheus_client's `_created`), however long the
+daemon runs and however often the config changes.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,6 +29,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     generate_latest,
 )
 
@@ -91,6 +99,7 @@ class Metrics:
             "Unix time of the last poll that did not fail (0 = none yet).",
             registry=reg,
         )
+        self._per_source()
         for outcome in POLL_OUTCOMES:
             self.polls.labels(outcome)
         for outcome in ALERT_OUTCOMES:
@@ -98,7 +107,41 @@ class Metrics:
         for reason in SKIP_REASONS:
             self.skipped.labels(reason)
 
+    def _per_source(self) -> None:
+        """The families labelled by source (see the module doc)."""
+        reg, label = self.registry, ["source"]
+        self.sources: frozenset[str] = frozenset()
+        self.source_polls = Counter(
+            f"{PREFIX}_source_polls", "Polls of each source.", label, registry=reg
+        )
+        self.source_errors = Counter(
+            f"{PREFIX}_source_errors", "Failed polls of each source.", label, registry=reg
+        )
+        self.source_new = Counter(
+            f"{PREFIX}_source_new_articles", "New articles of each source.", label, registry=reg
+        )
+        self.source_seconds = Summary(
+            f"{PREFIX}_source_fetch_seconds",
+            "Time spent polling each source, in seconds (count and sum).",
+            label,
+            registry=reg,
+        )
+
+    def _source_families(self) -> tuple[Counter | Summary, ...]:
+        return (self.source_polls, self.source_errors, self.source_new, self.source_seconds)
+
     # ---------------------------------------------------------------- called by the daemon
+
+    def set_sources(self, names: Iterable[str]) -> None:
+        """The configured sources (at start and on every reload): each gets its series at zero,
+        a source that left the config loses its own."""
+        wanted = frozenset(names)
+        for family in self._source_families():
+            for gone in self.sources - wanted:
+                family.remove(gone)
+            for name in wanted - self.sources:
+                family.labels(name)
+        self.sources = wanted
 
     def poll_done(
         self,
@@ -107,12 +150,17 @@ class Metrics:
         items: int = 0,
         new: int = 0,
         matches: int = 0,
+        source: str | None = None,
     ) -> None:
-        """Record one finished poll; `seconds` is the fetch time (None when no fetch happened)."""
+        """Record one finished poll; `seconds` is the fetch time (None when no fetch happened);
+        `source` also counts it under that source, if it is configured (`set_sources`)."""
         if outcome not in POLL_OUTCOMES:
             raise ValueError(f"unknown poll outcome {outcome!r}; expected one of {POLL_OUTCOMES}")
         self.polls.labels(outcome).inc()
-        if seconds is not None and seconds >= 0 and math.isfinite(seconds):
+        timed = seconds is not None and seconds >= 0 and math.isfinite(seconds)
+        if source in self.sources:
+            self._source_done(source, outcome, seconds if timed else None, new)
+        if timed:
             self.fetch_seconds.observe(seconds)
         if items > 0:
             self.items.inc(items)
@@ -122,6 +170,15 @@ class Metrics:
             self.matches.inc(matches)
         if outcome != "error":
             self.last_success.set(self._clock())
+
+    def _source_done(self, source: str, outcome: str, seconds: float | None, new: int) -> None:
+        self.source_polls.labels(source).inc()
+        if outcome == "error":
+            self.source_errors.labels(source).inc()
+        if new > 0:
+            self.source_new.labels(source).inc(new)
+        if seconds is not None:
+            self.source_seconds.labels(source).observe(seconds)
 
     def items_skipped(self, skipped: Sequence[tuple[str, int]]) -> None:
         """Count the items one poll left out, as (reason, count) pairs (PollResult)."""

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from apscheduler.triggers.cron import CronTrigger
 
 from monitor import secrets
 from monitor.alerts.plan import AlertPlanner
@@ -30,6 +29,7 @@ from monitor.service.factories import make_fetcher, make_ruleset
 from monitor.service.lock import alone, lock_database
 from monitor.service.metrics import Metrics
 from monitor.service.pipeline import ANALYSE_SLOTS, poll_failed, poll_source
+from monitor.service.tally import PollTally
 from monitor.store import open_store
 from monitor.store.writer import Writer
 from monitor.stories.lexicon import load_lexicon
@@ -37,12 +37,15 @@ from monitor.stories.lexicon import load_lexicon
 log = structlog.stdlib.get_logger("monitor.service")
 
 # settings a reload cannot change in a running daemon (they shape long-lived objects)
-RESTART_ONLY = ("database", "health_port", "timeout", "max_bytes", "concurrency", "per_host")
+RESTART_ONLY = ("database", "health_port", "health_host", "timeout", "max_bytes", "concurrency")
+RESTART_ONLY += ("per_host",)
 INFLIGHT_PER_SLOT = 4  # polls started per fetch slot (`concurrency`): see start_due_polls
 
 
 def next_digest_time(cron: str, now: datetime, timezone: str) -> datetime:
     """When a digest rule's next summary goes out (APScheduler's cron arithmetic)."""
+    from apscheduler.triggers.cron import CronTrigger  # ~30 ms: only when a rule has a digest
+
     trigger = CronTrigger.from_crontab(cron, timezone=timezone)
     fire = trigger.get_next_fire_time(None, now)
     return fire.astimezone(UTC) if fire else now
@@ -64,6 +67,8 @@ class Monitor:
         self._index(config)
         self.planner = self._make_planner(config)
         self.metrics = metrics or Metrics()
+        self.metrics.set_sources(s.name for s in config.sources if s.enabled)
+        self.tally = PollTally()  # polls since the daemon's last "poll cycle" line
         self.store = open_store(config.settings.database)
         self._lock = lock_database(config.settings.database)
         self.writer = Writer(config.settings.database)  # polls' writes, off the event loop
@@ -119,6 +124,7 @@ class Monitor:
         secrets.remember(config.secrets)
         self.config = config
         self._index(config)
+        self.metrics.set_sources(s.name for s in config.sources if s.enabled)
         self.planner = self._make_planner(config)
 
     @property
@@ -129,6 +135,8 @@ class Monitor:
             rules={r.name: r for r in self.config.rules},
             timezone=s.timezone,
             max_attempts=s.max_attempts,
+            rate_limit=s.rate_limit,
+            rate_limits=self.config.rate_limits,
         )
 
     # -- polling -------------------------------------------------------------------------
@@ -159,6 +167,7 @@ class Monitor:
                         writes=self.writer,
                         fulltext=self.fulltext,
                         analysing=self.analysing,
+                        rule_config=self.rules_by_name,
                     )
             except TimeoutError:
                 result = await self._poll_failed(source, started, "poll cancelled at its deadline")
@@ -172,9 +181,11 @@ class Monitor:
                 result = await self._poll_failed(source, started, f"internal error: {exc!r}")
         elapsed = (self.clock.now() - started).total_seconds()
         found, items = len(result.found), result.new + result.edited
-        self.metrics.poll_done(result.outcome, elapsed, items=items, new=result.new, matches=found)
+        self.metrics.poll_done(result.outcome, elapsed, items=items, new=result.new, matches=found,
+                               source=name)  # fmt: skip
         self.metrics.items_skipped(result.skipped_items)
-        level = log.warning if result.outcome == "error" else log.info
+        self.tally.add(result, started, self.clock.now())
+        level = log.warning if result.outcome == "error" else log.debug  # info: the cycle's line
         level("polled", source=name, outcome=result.outcome, new=result.new, matches=found,
               error=result.error, seconds=round(elapsed, 3))  # fmt: skip
         return result
@@ -247,7 +258,7 @@ class Monitor:
         if self._drain_lock.locked() or self.writer.busy:  # a big save: deliver next tick
             return None
         tz = self.config.settings.timezone
-        texts.name_all_outlets(self.store, self.rules_by_name, tz, self.clock.now())
+        texts.complete_unsent(self.store, tz, self.clock.now())
         async with self._drain_lock:
             result = await drain_outbox(
                 self.store,

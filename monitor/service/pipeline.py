@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from monitor.alerts.held import Hold
 from monitor.errors import FetchError, ParseError
 from monitor.ingest.fetch import Fetcher
 from monitor.ingest.fulltext import FullText
@@ -38,8 +39,10 @@ from monitor.models import (
     Outcome,
     PollResult,
     RawEntry,
+    Rule,
     Saved,
     Source,
+    SourceState,
 )
 from monitor.rules.query import Document, RuleSet
 from monitor.service import schedule as schedule
@@ -185,6 +188,7 @@ async def poll_source(
     writes: Writes | None = None,
     fulltext: FullText | None = None,
     analysing: asyncio.Semaphore | None = None,
+    rule_config: Mapping[str, Rule] | None = None,
 ) -> PollResult:
     """Poll one source once. Every outcome, failures included, is recorded in the store.
 
@@ -197,6 +201,9 @@ async def poll_source(
     `fulltext` fetches article pages for `fetch_article` sources; pass the same one to every
     poll, since it caches robots.txt (default: a new one for this poll). `analysing` bounds
     how many bodies concurrent polls parse at once (the Monitor passes one: ANALYSE_SLOTS).
+    `rule_config`: the configured rules by name, for their `max_age` and `backfill`; with the
+    store's mutes and whether this is the source's first good poll, they decide which new
+    matches are held: recorded, never alerted (alerts/held.py).
     """
     writes = writes or Direct(store)
     state = store.source_state(source.name)
@@ -230,7 +237,8 @@ async def poll_source(
         update.next_poll = schedule.after_success(source.interval, now, jitter=jitter(), gap=True)
     full = fulltext or FullText()
     articles = await _enrich_fresh(analysed.articles, stored, full, fetcher, source, now)
-    wanted = candidates(articles, stored, analysed.reseen, rules, lexicon)
+    hold = _hold(store, source, state, now, rule_config or {})
+    wanted = candidates(articles, stored, analysed.reseen, rules, lexicon, hold)
     saved = await update.save(wanted, analysed, plan=plan, window=window)
     return _result(source.name, saved, wanted, analysed, store)
 
@@ -307,6 +315,23 @@ def _may_have_gap(analysed: Analysed, stored: Mapping[str, Known]) -> bool:
     return len(analysed.articles) > 1 and not stored and not analysed.skipped
 
 
+def _hold(
+    store: Store, source: Source, state: SourceState, now: datetime, rules: Mapping[str, Rule]
+) -> Hold:
+    """What decides which of this poll's new matches are held (alerts/held.py). A source that
+    never had a good poll is on its first; mutes are read at every poll, so one set by the CLI
+    holds from the running daemon's next poll on, and ends by itself."""
+    mutes = store.active_mutes(now)
+    return Hold(
+        source,
+        now,
+        first_poll=state.last_success is None,
+        rules=rules,
+        muted_rules=frozenset(m.name for m in mutes if m.kind == "rule"),
+        source_muted=any(m.kind == "source" and m.name == source.name for m in mutes),
+    )
+
+
 async def _enrich_fresh(
     articles: list[Article],
     stored: Mapping[str, Known],
@@ -332,10 +357,12 @@ def candidates(
     reseen: frozenset[str],
     rules: RuleSet,
     lexicon: Lexicon | None = None,
+    hold: Hold | None = None,
 ) -> list[Candidate]:
     """The articles worth storing, each with the rules it matches (pure). An article stored
     already, from this source and unchanged, is left out; `reseen`: URLs of articles whose
-    item was processed before (Analysed.reseen).
+    item was processed before (Analysed.reseen); `hold` marks the matches to record but not
+    alert (Candidate.held: too old, a first poll's undated backlog, muted).
 
     One stored already that no rule matches (an edit, or another source's item under a stored
     URL: a copy) gets no sketch and no terms: it is never compared as a copy, joins no story,
@@ -360,12 +387,18 @@ def candidates(
             matches = ()
         if known is not None and not matches:
             wanted.append(Candidate(article))
-        else:
-            wanted.append(candidate(article, matches, lexicon or default_lexicon()))
+            continue
+        held = {m.rule: r for m in matches if hold and (r := hold.reason(article, m.rule))}
+        wanted.append(candidate(article, matches, lexicon or default_lexicon(), held))
     return wanted
 
 
-def candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) -> Candidate:
+def candidate(
+    article: Article,
+    matches: tuple[Match, ...],
+    lexicon: Lexicon,
+    held: Mapping[str, str] | None = None,
+) -> Candidate:
     """Every article gets its title + lead sketch (for copies) and its weighted terms: all
     articles count in the window's word frequencies, though only matched ones join stories."""
     lead = terms.lead_text(article.summary, article.text)
@@ -380,6 +413,7 @@ def candidate(article: Article, matches: tuple[Match, ...], lexicon: Lexicon) ->
         language=language,
         facts=terms.article_facts(article.title, article.text or article.summary, language,
                                   lexicon) if matches else frozenset(),
+        held=held or {},
     )  # fmt: skip
 
 
@@ -402,6 +436,7 @@ def _result(
         tuple(found),
         skipped_items=analysed.skipped_items,
         warning=analysed.warning,
+        held=tuple(Counter(saved.held).items()),
     )
 
 

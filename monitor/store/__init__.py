@@ -2,13 +2,14 @@
 
 Owns the database: the `Store` protocol the rest of the code types against (base.py) and its
 SQLite implementation `SqliteStore` (sqlite.py), built from one part per domain: sources,
-articles, polls (one poll's transaction), stories, outbox, maintenance; plus the schema and its
-migrations, the file's troubles (file.py), the stored time format (times.py) and the writer
-thread. Callers open it with `open_store` and call its methods; they never see SQL.
+articles, polls (one poll's transaction), stories, outbox, mutes, maintenance; plus the schema
+and its migrations, the file's troubles (file.py), the stored time format (times.py) and the
+writer thread. Callers open it with `open_store` and call its methods; they never see SQL.
 
 May import models, errors, text, secrets, and the pure `stories` core, which it calls inside
-its transactions (is it a copy, which story, is it news). Nothing above it (service, delivery,
-cli, runtime) and no other domain package.
+its transactions (is it a copy, which story, is it news), and the `rules` matcher with its FTS5
+pre-filter, which `search` runs. Nothing above it (service, delivery, cli, runtime) and no other
+domain package.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from monitor.store.base import (
     ArticleStore,
     MaintenanceStore,
+    MuteStore,
     OutboxStore,
     SourceStore,
     Store,
@@ -29,6 +31,7 @@ from monitor.store.sqlite import SqliteStore
 __all__ = [
     "ArticleStore",
     "MaintenanceStore",
+    "MuteStore",
     "OutboxStore",
     "SourceStore",
     "SqliteStore",

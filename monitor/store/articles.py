@@ -10,10 +10,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 
 from monitor.errors import StorageError
-from monitor.models import Article, Known, Match
+from monitor.models import Article, Known, Match, SearchHit
+from monitor.rules import fts
+from monitor.rules.match import Document
+from monitor.rules.query import Query
 from monitor.store import rows
 from monitor.store.connection import SqliteBase
 from monitor.store.rows import ARTICLE_COLUMNS, ARTICLE_COLUMNS_A, article_from_row
+from monitor.store.times import ts
 
 
 class ArticlesMixin(SqliteBase):
@@ -71,16 +75,148 @@ class ArticlesMixin(SqliteBase):
         ).fetchone()
         return Match(rule, tuple(json.loads(row[0]))) if row else None
 
-    def search(self, query: str, *, limit: int = 20) -> list[tuple[int, Article, str]]:
-        """Full-text search (FTS5, diacritics removed); returns id, article and a snippet."""
+    def search(
+        self,
+        query: Query,
+        *,
+        limit: int = 20,
+        since: datetime | None = None,
+        sources: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """The newest `limit` stored articles `query` matches, published at or after `since`,
+        of `sources` when given. The index picks candidates (rules/fts.py) and the rule matcher
+        decides, so a query finds here what it alerts on as a rule; articles the index reads
+        differently from the matcher (fts.reads_differently) are matched without it."""
+        names = [row[0] for row in self.db.execute("SELECT DISTINCT source FROM articles")]
+        scope = _scope(since, sources)
+        pre = fts.prefilter(query.root, sources=names)
+        where, params = f"({pre.where}) AND {scope[0]}", (*pre.params, *scope[1])
         try:
-            found = self.db.execute(
-                f"SELECT a.id, {ARTICLE_COLUMNS_A}, "
-                "snippet(articles_fts, -1, '[', ']', '…', 12) FROM articles_fts "
-                "JOIN articles a ON a.id = articles_fts.rowid WHERE articles_fts MATCH ? "
-                "ORDER BY rank LIMIT ?",
-                (query, limit),
-            ).fetchall()
+            if pre.fts is None:  # nothing the index can narrow: every row, newest first
+                return self._snippets(_confirm(query, self._rows(where, params), limit), None)
+            found = _confirm(query, self._indexed(pre.fts, where, params), limit)
+            rescue = fts.prefilter(query.root, sources=names, use_index=False)
+            found += self._unindexed(query, rescue, scope, found, limit)
+            found.sort(key=_newest, reverse=True)
+            return self._snippets(found[:limit], pre.highlight)
         except sqlite3.OperationalError as exc:
-            raise StorageError(f"search query {query!r} is not valid: {exc}") from exc
-        return [(row[0], article_from_row(row[1:-1]), row[-1]) for row in found]
+            raise StorageError(f"search {query.text!r} failed: {exc}") from exc
+
+    def _unindexed(
+        self,
+        query: Query,
+        pre: fts.Prefilter,
+        scope: tuple[str, tuple],
+        found: list[_Hit],
+        limit: int,
+    ) -> list[_Hit]:
+        """The hits among the articles the index may read otherwise than the matcher: of the
+        rows `pre` (metadata only) and `scope` select, newer than the last of `limit` hits
+        found, those `fts.reads_differently` flags (checked here, row by row, newest first)."""
+        where, params = f"({pre.where}) AND {scope[0]}", (*pre.params, *scope[1])
+        if len(found) >= limit:
+            where, params = _newer(where, params, found[-1])
+        seen = {hit[1] for hit in found}
+        rows = self.db.execute(
+            f"SELECT a.id, a.title, a.summary, a.text FROM articles a WHERE {where} "
+            f"ORDER BY {_ORDER}",
+            params,
+        )
+        odd = [r[0] for r in rows if r[0] not in seen and fts.reads_differently(*r[1:])]
+        return _confirm(query, self._by_ids(odd), limit)
+
+    def _rows(self, where: str, params: tuple) -> Iterator[_Row]:
+        """(published, id, article) of the rows `where` selects, newest first, read lazily."""
+        cursor = self.db.execute(
+            f"SELECT a.published, a.id, {ARTICLE_COLUMNS_A} FROM articles a WHERE {where} "
+            f"ORDER BY {_ORDER}",
+            params,
+        )
+        while batch := cursor.fetchmany(_BATCH):
+            for row in batch:
+                yield row[0], row[1], article_from_row(row[2:])
+
+    def _indexed(self, expression: str, where: str, params: tuple) -> Iterator[_Row]:
+        """The rows the index finds for `expression` and `where` selects, newest first."""
+        ids = self.db.execute(
+            f"SELECT a.id FROM articles a WHERE a.id IN (SELECT rowid FROM articles_fts "
+            f"WHERE articles_fts MATCH ?) AND {where} ORDER BY {_ORDER}",
+            (expression, *params),
+        )
+        return self._by_ids([row[0] for row in ids])
+
+    def _by_ids(self, ids: Sequence[int]) -> Iterator[_Row]:
+        """The rows of `ids`, in that order, read a batch at a time (most searches stop at the
+        first)."""
+        for at in range(0, len(ids), _BATCH):
+            batch = ids[at : at + _BATCH]
+            marks = ", ".join("?" * len(batch))
+            yield from self._rows(f"a.id IN ({marks})", tuple(batch))
+
+    def _snippets(self, found: list[_Hit], highlight: str | None) -> list[SearchHit]:
+        """The hits with the index's snippet of the matched words, else the text's start."""
+        snippets: dict[int, str] = {}
+        for at in range(0, len(found) if highlight else 0, _BATCH):
+            ids = [hit[1] for hit in found[at : at + _BATCH]]
+            snippets.update(
+                self.db.execute(
+                    "SELECT rowid, snippet(articles_fts, -1, '[', ']', '…', 12) FROM articles_fts "
+                    f"WHERE articles_fts MATCH ? AND rowid IN ({', '.join('?' * len(ids))})",
+                    (highlight, *ids),
+                )
+            )
+        return [
+            SearchHit(id_, article, match.terms, snippets.get(id_) or _opening(article))
+            for _, id_, article, match in found
+        ]
+
+
+_BATCH = 200
+_ORDER = "a.published DESC, a.id DESC"  # the `published` index, with the rowid it ends in
+_Row = tuple[str | None, int, Article]  # published as stored, id, article
+_Hit = tuple[str | None, int, Article, Match]
+
+
+def _scope(since: datetime | None, sources: Sequence[str]) -> tuple[str, tuple]:
+    """SQL for --since and --source."""
+    parts, params = ["1"], []
+    if since is not None:
+        parts.append("a.published >= ?")
+        params.append(ts(since))
+    if sources:
+        parts.append(f"a.source IN ({', '.join('?' * len(sources))})")
+        params += sources
+    return " AND ".join(parts), tuple(params)
+
+
+def _newer(where: str, params: tuple, hit: _Hit) -> tuple[str, tuple]:
+    """`where`, narrowed to the rows that sort before `hit` (newest first)."""
+    published, id_ = hit[0], hit[1]
+    if published is None:
+        return f"{where} AND (a.published IS NOT NULL OR a.id > ?)", (*params, id_)
+    newer = "a.published >= ? AND (a.published > ? OR a.id > ?)"  # the index narrows it
+    return f"{where} AND {newer}", (*params, published, published, id_)
+
+
+def _newest(hit: _Hit) -> tuple[str, int]:
+    return hit[0] or "", hit[1]
+
+
+def _confirm(query: Query, rows: Iterable[_Row], limit: int) -> list[_Hit]:
+    """The first `limit` rows the rule matcher says `query` matches."""
+    found: list[_Hit] = []
+    if limit <= 0:
+        return found
+    for published, id_, article in rows:
+        match = query.match(Document.from_article(article))
+        if match is not None:
+            found.append((published, id_, article, match))
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _opening(article: Article, words: int = 24) -> str:
+    """A snippet where the index has none: the summary's (or text's) first words."""
+    text = (article.summary or article.text or "").split()
+    return " ".join(text[:words]) + (" …" if len(text) > words else "")

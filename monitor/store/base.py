@@ -9,25 +9,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 from monitor.models import (
     Alert,
     Article,
     Candidate,
     Delivery,
+    Dropped,
     GoodPoll,
     Known,
     Match,
     Message,
+    Mute,
+    MuteKind,
     Pending,
     Saved,
+    SearchHit,
     Source,
     SourceState,
     StoryRow,
     TimelineEntry,
-    UnsentStoryAlert,
+    UnsentAlert,
 )
+
+if TYPE_CHECKING:
+    from monitor.rules.query import Query
 
 
 class SourceStore(Protocol):
@@ -36,6 +43,7 @@ class SourceStore(Protocol):
     def sync_sources(self, sources: Sequence[Source], now: datetime) -> None: ...
     def source_state(self, name: str) -> SourceState: ...
     def due_sources(self, now: datetime, limit: int = 1000) -> list[str]: ...
+    def next_polls(self) -> list[datetime | None]: ...
     def claim_source(self, name: str, now: datetime, lease_until: datetime) -> bool: ...
     def record_failure(
         self, name: str, error: str, now: datetime, next_poll: datetime, url: str
@@ -69,7 +77,14 @@ class ArticleStore(Protocol):
     def count_articles(self) -> int: ...
     def matches(self, *, limit: int = 50) -> list[tuple[int, Article, Match]]: ...
     def match_for(self, article_id: int, rule: str) -> Match | None: ...
-    def search(self, query: str, *, limit: int = 20) -> list[tuple[int, Article, str]]: ...
+    def search(
+        self,
+        query: Query,
+        *,
+        limit: int = 20,
+        since: datetime | None = None,
+        sources: Sequence[str] = (),
+    ) -> list[SearchHit]: ...
 
 
 class StoryStore(Protocol):
@@ -81,7 +96,8 @@ class StoryStore(Protocol):
 
 
 class OutboxStore(Protocol):
-    """Alerts waiting to be sent: claims with a lease, attempts, holds and reports."""
+    """Alerts waiting to be sent: claims with a lease, attempts, holds, reports, and the
+    retries and drops a user asks for."""
 
     def add_alerts(self, alerts: Sequence[Alert], now: datetime) -> int: ...
     def claim_alerts(
@@ -98,10 +114,31 @@ class OutboxStore(Protocol):
     def postpone_alerts(self, ids: Sequence[int], until: datetime) -> None: ...
     def release_alerts(self, ids: Sequence[int]) -> None: ...
     def sent_since(self, channel: str, since: datetime) -> list[datetime]: ...
-    def unsent_story_alerts(self, now: datetime) -> list[UnsentStoryAlert]: ...
+    def unsent_alerts(self, now: datetime) -> list[UnsentAlert]: ...
     def rewrite_alert(self, outbox_id: int, message: Message) -> None: ...
     def outbox_depth(self) -> int: ...
     def recent_alerts(self, *, limit: int = 30, status: str | None = None) -> list[dict]: ...
+    def alert_row(self, alert_id: int) -> dict | None: ...
+    def retry_alerts(self, now: datetime, ids: Sequence[int] | None = None) -> list[dict]: ...
+    def drop_alerts(
+        self,
+        now: datetime,
+        *,
+        ids: Sequence[int] | None = None,
+        rule: str | None = None,
+        channel: str | None = None,
+    ) -> Dropped: ...
+
+
+class MuteStore(Protocol):
+    """Rules and sources muted until a time (`news-monitor mute`), read at every poll."""
+
+    def active_mutes(self, now: datetime) -> list[Mute]: ...
+    def mute(self, kind: MuteKind, name: str, until: datetime, now: datetime) -> Mute: ...
+    def unmute(self, kind: MuteKind, name: str, now: datetime) -> Mute | None: ...
+    def held_by(
+        self, mute: Mute, until: datetime, *, limit: int = 10
+    ) -> tuple[int, list[tuple[int, Article, Match]]]: ...
 
 
 class MaintenanceStore(Protocol):
@@ -118,5 +155,7 @@ class MaintenanceStore(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-class Store(SourceStore, ArticleStore, StoryStore, OutboxStore, MaintenanceStore, Protocol):
+class Store(
+    SourceStore, ArticleStore, StoryStore, OutboxStore, MuteStore, MaintenanceStore, Protocol
+):
     """Everything news-monitor stores, behind one object (see the parts above)."""

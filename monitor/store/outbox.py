@@ -1,30 +1,55 @@
 """The outbox part of the store: alerts written with the poll that found them, sent later.
 
 Why an outbox: the poll's transaction writes the article and its alerts together, so a crash
-can delay an alert but never lose it; the unique key makes replaying a poll harmless. Sending
-claims rows with a lease in a `BEGIN IMMEDIATE` transaction, so two workers never take the same
-row, and a worker killed mid-send leaves a lease that simply expires.
+can delay an alert but never lose it; the unique key makes replaying a poll harmless. A key is
+one article on one channel: a second rule matching the article joins the row (rows.merge_alert),
+so a channel gets one message per article. Sending claims rows with a lease in a
+`BEGIN IMMEDIATE` transaction, so two workers never take the same row, and a worker killed
+mid-send leaves a lease that simply expires.
+
+Statuses: `pending` (waiting, or held), `sent`, `dead` (gave up after `max_attempts`) and
+`dropped` (a user's `alerts drop`: kept, so the history says what was never sent and why).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from monitor.models import Alert, Delivery, Message, Pending, UnsentStoryAlert
+from monitor.models import Alert, Delivery, Dropped, Message, Pending, UnsentAlert
 from monitor.store.connection import SqliteBase
 from monitor.store.rows import insert_alerts
 from monitor.store.times import from_ts, ts
 
 _PENDING = (
     "id, key, rule, channel, title, text, markdown, html, due_at, attempts, article_id, "
-    "story_id, digest"
+    "story_id, digest, rules"
 )
 _FREE = "status = 'pending' AND (lease_until IS NULL OR lease_until <= ?)"
-_RECENT = (
-    *("id", "rule", "channel", "title", "status", "attempts", "created_at", "due_at"),
-    *("sent_at", "last_error", "digest"),
+_LISTED = (
+    *("id", "rule", "rules", "channel", "title", "status", "attempts", "created_at", "due_at"),
+    *("sent_at", "last_error", "digest", "article_id", "lease_until"),
 )
+_TIMES = ("created_at", "due_at", "sent_at", "lease_until")
+_OF_RULE = "EXISTS (SELECT 1 FROM json_each(rules) WHERE value = ?)"
+# unsent_alerts: the row's story, else its article's; the reason of its first rule that has one
+_UNSENT = """
+SELECT o.id, o.article_id, o.rules, o.rule,
+       COALESCE(o.story_id,
+                (SELECT story_id FROM story_articles WHERE article_id = o.article_id)),
+       (SELECT sa.reason FROM story_alerts sa JOIN json_each(o.rules) j ON j.value = sa.rule
+        WHERE sa.story_id = o.story_id AND sa.article_id = o.article_id
+        ORDER BY j.key LIMIT 1),
+       o.text
+FROM outbox o
+WHERE o.status = 'pending' AND o.attempts = 0 AND o.digest = 0 AND o.article_id IS NOT NULL
+  AND o.due_at <= ? AND (o.story_id IS NOT NULL OR json_array_length(o.rules) > 1)
+"""
+
+
+def _rules(stored: str | None, rule: str) -> tuple[str, ...]:
+    return tuple(json.loads(stored)) if stored else (rule,)
 
 
 def _pending(row: Sequence) -> Pending:
@@ -39,12 +64,24 @@ def _pending(row: Sequence) -> Pending:
         article_id=row[10],
         story_id=row[11],
         digest=bool(row[12]),
+        rules=_rules(row[13], row[2]),
     )
+
+
+def _listed(row: Sequence) -> dict:
+    """An outbox row as `alerts` shows it: times parsed, `rules` a list, `digest` a bool."""
+    found = dict(zip(_LISTED, row, strict=True))
+    for key in _TIMES:
+        found[key] = from_ts(found[key])
+    found["rules"] = list(_rules(found["rules"], found["rule"]))
+    found["digest"] = bool(found["digest"])
+    return found
 
 
 class OutboxMixin(SqliteBase):
     def add_alerts(self, alerts: Sequence[Alert], now: datetime) -> int:
-        """Queue alerts; returns how many were new (an existing key is left as it is)."""
+        """Queue alerts; returns how many rows are new (a queued key is left as it is, or
+        names one more rule: rows.insert_alerts)."""
         with self.immediate() as conn:
             return insert_alerts(conn, alerts, now)
 
@@ -129,19 +166,15 @@ class OutboxMixin(SqliteBase):
         ).fetchall()
         return [from_ts(r[0]) for r in found]  # type: ignore[misc]
 
-    def unsent_story_alerts(self, now: datetime) -> list[UnsentStoryAlert]:
-        """The story alerts due by `now` and never tried yet: their text may still change
-        before it goes out (one held by quiet hours is looked at once it is due)."""
+    def unsent_alerts(self, now: datetime) -> list[UnsentAlert]:
+        """The alerts due by `now`, never tried yet, whose text may still change before it
+        goes out: story alerts (outlets that joined the story since) and alerts several rules
+        matched (the text names them all). A digest is written when it is sent anyway. The
+        story is the row's, else its article's (whose outlets an article alert names too);
+        the reason is that of the first of the row's rules that recorded one."""
         return [
-            UnsentStoryAlert(int(r[0]), int(r[1]), r[2], int(r[3]), r[4], r[5] or "")
-            for r in self.db.execute(
-                "SELECT o.id, o.article_id, o.rule, o.story_id, sa.reason, o.text FROM outbox o "
-                "LEFT JOIN story_alerts sa ON sa.story_id = o.story_id AND sa.rule = o.rule "
-                "AND sa.article_id = o.article_id WHERE o.status = 'pending' AND o.attempts = 0 "
-                "AND o.digest = 0 AND o.story_id IS NOT NULL AND o.article_id IS NOT NULL "
-                "AND o.due_at <= ?",
-                (ts(now),),
-            ).fetchall()
+            UnsentAlert(int(r[0]), int(r[1]), _rules(r[2], r[3]), r[4], r[5], r[6] or "")
+            for r in self.db.execute(_UNSENT, (ts(now),)).fetchall()
         ]
 
     def rewrite_alert(self, outbox_id: int, message: Message) -> None:
@@ -160,15 +193,79 @@ class OutboxMixin(SqliteBase):
 
     def recent_alerts(self, *, limit: int = 30, status: str | None = None) -> list[dict]:
         """Newest alerts first, with their delivery state (times parsed), for `alerts`."""
-        sql = f"SELECT {', '.join(_RECENT)} FROM outbox"
+        sql = f"SELECT {', '.join(_LISTED)} FROM outbox"
         params: list = []
         if status:
             sql += " WHERE status = ?"
             params.append(status)
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
-        found = [dict(zip(_RECENT, row, strict=True)) for row in self.db.execute(sql, params)]
-        for row in found:
-            for key in ("created_at", "due_at", "sent_at"):
-                row[key] = from_ts(row[key])
-        return found
+        return [_listed(row) for row in self.db.execute(sql, params)]
+
+    def alert_row(self, alert_id: int) -> dict | None:
+        """One alert as `recent_alerts` lists it, or None."""
+        sql = f"SELECT {', '.join(_LISTED)} FROM outbox WHERE id = ?"
+        row = self.db.execute(sql, (alert_id,)).fetchone()
+        return _listed(row) if row is not None else None
+
+    def retry_alerts(self, now: datetime, ids: Sequence[int] | None = None) -> list[dict]:
+        """Dead alerts pending again, due `now` with their attempts reset (a full retry
+        schedule); with `ids`, those of them that are dead or dropped. Returns them."""
+        where = "status = 'dead'"
+        params: list = []
+        if ids is not None:
+            where = f"status IN ('dead', 'dropped') AND id IN ({','.join('?' * len(ids))})"
+            params = list(ids)
+        with self.immediate() as conn:
+            found = conn.execute(
+                f"SELECT {', '.join(_LISTED)} FROM outbox WHERE {where} ORDER BY id", params
+            ).fetchall()
+            conn.executemany(
+                "UPDATE outbox SET status = 'pending', attempts = 0, due_at = ?, "
+                "lease_until = NULL WHERE id = ?",
+                [(ts(now), row[0]) for row in found],
+            )
+        return [_listed(row) for row in found]
+
+    def drop_alerts(
+        self,
+        now: datetime,
+        *,
+        ids: Sequence[int] | None = None,
+        rule: str | None = None,
+        channel: str | None = None,
+    ) -> Dropped:
+        """Mark pending alerts `dropped`: never sent, kept in the history. Those chosen by id
+        (a dead one too), else every pending one of `rule` and/or `channel`. One being sent
+        now (its lease runs) is left to finish; one of `rule` that other rules matched too is
+        kept, since it is their alert as well (drop it by id)."""
+        where, params = ["status = 'pending'"], []
+        if ids is not None:
+            where = [f"status IN ('pending', 'dead') AND id IN ({','.join('?' * len(ids))})"]
+            params += list(ids)
+        if rule is not None:
+            where.append(_OF_RULE)
+            params.append(rule)
+        if channel is not None:
+            where.append("channel = ?")
+            params.append(channel)
+        with self.immediate() as conn:
+            found = [
+                _listed(row)
+                for row in conn.execute(
+                    f"SELECT {', '.join(_LISTED)} FROM outbox WHERE {' AND '.join(where)} "
+                    "ORDER BY id",
+                    params,
+                )
+            ]
+            sending = [r for r in found if r["lease_until"] is not None and r["lease_until"] > now]
+            free = [r for r in found if r not in sending]
+            shared = [r for r in free if rule is not None and r["rules"] != [rule]]
+            doomed = [r for r in free if r not in shared]
+            conn.executemany(
+                "UPDATE outbox SET status = 'dropped', lease_until = NULL WHERE id = ?",
+                [(r["id"],) for r in doomed],
+            )
+        for r in doomed:
+            r["status"] = "dropped"
+        return Dropped(tuple(doomed), sending=tuple(sending), shared=tuple(shared))

@@ -41,7 +41,8 @@ class PollsMixin(SqliteBase):
         that is a copy of an article of the last `window` seconds (same URL or GUID from another
         source, same fingerprint, or a similar title + lead) is recorded as a copy and never
         matched again. `plan(article_id, article, match, story)` turns each new match into
-        alerts, queued in the same transaction (the outbox). `items`: (key, hash) of the feed
+        alerts, queued in the same transaction (the outbox); a match the candidate holds
+        (Candidate.held) is recorded without any. `items`: (key, hash) of the feed
         items this poll processed (see item_hashes); `skipped`: (reason, count) of those it
         left out (normalize.to_articles), shown by `sources`; `poll.warning`: what was wrong
         with the body ("malformed: ...") though its items could be read.
@@ -67,7 +68,7 @@ class PollsMixin(SqliteBase):
             record_success(conn, clean, len(saved.new_ids), skipped)
         return Saved(
             tuple(saved.new_ids), tuple(saved.edited_ids), tuple(saved.new_matches),
-            tuple(saved.copied),
+            tuple(saved.copied), tuple(saved.held),
         )  # fmt: skip
 
 
@@ -77,6 +78,7 @@ class _Saved:
     edited_ids: list[int] = field(default_factory=list)
     new_matches: list[tuple[int, Match]] = field(default_factory=list)
     copied: list[tuple[str, int]] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
 
 
 def _take(batch: Batch, candidate: Candidate, plan: Planner | None, saved: _Saved) -> None:
@@ -104,7 +106,10 @@ def _take(batch: Batch, candidate: Candidate, plan: Planner | None, saved: _Save
     conn, now = batch.conn, batch.now
     stories.place_story(conn, article_id, candidate, now, batch.since)
     for match in _new_matches(conn, article_id, candidate, now, plan):
-        saved.new_matches.append((article_id, match))
+        if match.rule in candidate.held:  # recorded, never alerted (alerts/held.py)
+            saved.held.append(candidate.held[match.rule])
+        else:
+            saved.new_matches.append((article_id, match))
 
 
 def _new_matches(
@@ -115,13 +120,14 @@ def _new_matches(
     plan: Planner | None,
 ) -> list[Match]:
     """Record the candidate's matches; those not recorded before are new, and queue the alerts
-    `plan` makes of them."""
+    `plan` makes of them, except for a held match: no alert, no story alert."""
     new: list[Match] = []
     for match in candidate.matches:
-        if not rows.insert_match(conn, article_id, match, now):
+        held = candidate.held.get(match.rule)
+        if not rows.insert_match(conn, article_id, match, now, held):
             continue
         new.append(match)
-        if plan is not None:
+        if plan is not None and held is None:
             planned = stories.plan_match(conn, plan, article_id, candidate.article, match, now)
             rows.insert_alerts(conn, planned, now)
     return new

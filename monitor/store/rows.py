@@ -56,16 +56,21 @@ def update_articles(conn: sqlite3.Connection, values: Sequence[tuple]) -> None:
 
 
 def insert_alerts(conn: sqlite3.Connection, alerts: Sequence[Alert], now: datetime) -> int:
-    """Queue alerts inside the caller's transaction; an existing key is left as it is."""
+    """Queue alerts inside the caller's transaction; returns how many rows are new.
+
+    One row per key, and a key is one article on one channel (alerts/plan.py): an alert whose
+    key is queued already joins that row (`merge_alert`) instead of making a second message.
+    """
     added = 0
     for alert in alerts:
         cur = conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, rule, channel, article_id, story_id, digest, "
-            "title, text, markdown, html, created_at, due_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (key, rule, rules, channel, article_id, story_id, "
+            "digest, title, text, markdown, html, created_at, due_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 alert.key,
                 alert.rule,
+                json.dumps([alert.rule], ensure_ascii=False),
                 alert.channel,
                 alert.article_id,
                 alert.story_id,
@@ -78,15 +83,58 @@ def insert_alerts(conn: sqlite3.Connection, alerts: Sequence[Alert], now: dateti
                 ts(alert.due_at),
             ),
         )
-        added += cur.rowcount
+        if cur.rowcount:
+            added += 1
+        else:
+            merge_alert(conn, alert, now)
     return added
 
 
-def insert_match(conn: sqlite3.Connection, article_id: int, match: Match, now: datetime) -> bool:
-    """Record that a rule matched an article; False if it was recorded before (a replay)."""
+def merge_alert(conn: sqlite3.Connection, alert: Alert, now: datetime) -> None:
+    """Another rule's alert of a queued article and channel: the row names that rule too.
+
+    Only a row that has not gone out yet changes (pending, never tried, not being sent); one
+    sent, dead, dropped or in flight stays as it is, and the article is not sent again. The
+    row goes at the earliest time any of its rules allows, in the form that rule asks for
+    (on its own, or in that rule's digest; at equal times on its own); its text is written
+    again, naming every rule, before it is sent (delivery/texts.py).
+    """
+    row = conn.execute(
+        "SELECT id, rules, due_at, digest FROM outbox WHERE key = ? AND status = 'pending' "
+        "AND attempts = 0 AND (lease_until IS NULL OR lease_until <= ?)",
+        (alert.key, ts(now)),
+    ).fetchone()
+    if row is None:
+        return
+    outbox_id, rules, due_at, digest = row
+    names = json.loads(rules)
+    if alert.rule in names:
+        return  # a replay
+    earlier = (ts(alert.due_at), int(alert.digest)) < (due_at, digest)
+    names = [alert.rule, *names] if earlier else [*names, alert.rule]
+    conn.execute(
+        "UPDATE outbox SET rules = ?, story_id = COALESCE(story_id, ?) WHERE id = ?",
+        (json.dumps(names, ensure_ascii=False), alert.story_id, outbox_id),
+    )
+    if earlier:
+        message = alert.message
+        conn.execute(
+            "UPDATE outbox SET rule = ?, due_at = ?, digest = ?, title = ?, text = ?, "
+            "markdown = ?, html = ? WHERE id = ?",
+            (alert.rule, ts(alert.due_at), int(alert.digest), message.title, message.text,
+             message.markdown, message.html, outbox_id),
+        )  # fmt: skip
+
+
+def insert_match(
+    conn: sqlite3.Connection, article_id: int, match: Match, now: datetime, held: str | None = None
+) -> bool:
+    """Record that a rule matched an article (`held`: why it alerts nothing, alerts/held.py);
+    False if it was recorded before (a replay)."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO matches (article_id, rule, terms, matched_at) VALUES (?, ?, ?, ?)",
-        (article_id, match.rule, json.dumps(list(match.terms)), ts(now)),
+        "INSERT OR IGNORE INTO matches (article_id, rule, terms, matched_at, held) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (article_id, match.rule, json.dumps(list(match.terms)), ts(now), held),
     )
     return cur.rowcount == 1
 

@@ -304,6 +304,28 @@ def _v10_sketch_hash(db: sqlite_utils.Database) -> None:
     conn.execute("DROP INDEX IF EXISTS idx_sig_keys_key")
 
 
+def _v11_mutes(db: sqlite_utils.Database) -> None:
+    """Backlog and noise control (issue 14): `mutes` holds the rules and sources muted until a
+    time (`news-monitor mute`), read at every poll; `matches.held` says why a match was
+    recorded but not alerted ("muted", "old", "backlog": alerts/held.py), NULL when it alerted
+    as usual. The partial index serves `unmute`'s list of what a mute held."""
+    db["mutes"].create(
+        {"kind": str, "name": str, "since": str, "until": str},
+        pk=("kind", "name"),
+        not_null={"since", "until"},
+    )
+    db["matches"].add_column("held", str)
+    db.execute("CREATE INDEX idx_matches_held ON matches (held, matched_at) WHERE held IS NOT NULL")
+
+
+def _v12_alert_rules(db: sqlite_utils.Database) -> None:
+    """One message per article and channel (issue 14): an outbox row speaks for every rule
+    that matched its article, listed in `rules` (a JSON array; `rule`, its first, is the one
+    whose timing it follows). Rows of before name their one rule."""
+    db["outbox"].add_column("rules", str)
+    db.execute("UPDATE outbox SET rules = json_array(rule)")
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
@@ -316,4 +338,6 @@ MIGRATIONS: list[Migration] = [
     _v8_source_warning,
     _v9_listed_items,
     _v10_sketch_hash,
+    _v11_mutes,
+    _v12_alert_rules,
 ]

@@ -85,6 +85,11 @@ class SourcesMixin(SqliteBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def next_polls(self) -> list[datetime | None]:
+        """Each enabled source's next poll time (None: due at once), for "next poll in"."""
+        rows = self.db.execute("SELECT next_poll FROM sources WHERE enabled = 1").fetchall()
+        return [from_ts(r[0]) for r in rows]
+
     def claim_source(self, name: str, now: datetime, lease_until: datetime) -> bool:
         """Take a lease on a source so that two polls of it never overlap."""
         with self.immediate() as conn:

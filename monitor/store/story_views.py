@@ -33,8 +33,8 @@ class StoriesMixin(SqliteBase):
                     (sid,),
                 )
             )
-            alerts = conn.execute(
-                "SELECT COUNT(*) FROM story_alerts WHERE story_id = ?", (sid,)
+            alerts = conn.execute(  # developments: one message each, whichever rules found it
+                "SELECT COUNT(DISTINCT article_id) FROM story_alerts WHERE story_id = ?", (sid,)
             ).fetchone()[0]
             outlets = stories.story_outlets(conn, sid)
             out.append(

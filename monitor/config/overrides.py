@@ -1,0 +1,43 @@
+"""`[monitor]` settings the environment may override, for images and service units.
+
+Why: a container image or a systemd unit knows things the user's config should not have to
+say. The Docker image listens for `/healthz` and `/metrics` on every interface of its own network
+namespace (`NEWS_MONITOR_HEALTH_HOST=0.0.0.0`: on 127.0.0.1 inside a container no one outside it
+could reach them), and an operator turns on debug lines for one run without editing the file
+(`NEWS_MONITOR_LOG_LEVEL=debug news-monitor run`). An override wins over the file and is checked
+like the key itself; the loader (the one reader of the environment) hands the mapping in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from monitor.config.values import valid_host
+
+LOG_LEVELS = ("debug", "info", "warning", "error")  # what `log_level` takes
+ENV_OVERRIDES = {"NEWS_MONITOR_LOG_LEVEL": "log_level", "NEWS_MONITOR_HEALTH_HOST": "health_host"}
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise ValueError(f"not a log level: write {', '.join(LOG_LEVELS[:-1])} or error")
+    return value.lower()
+
+
+_CHECKS = {"log_level": _log_level, "health_host": valid_host}
+
+
+def env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The settings the environment sets, by key, and (key, problem) for each wrong one."""
+    found: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for var, key in ENV_OVERRIDES.items():
+        value = env.get(var, "").strip()
+        if not value:
+            continue
+        try:
+            found[key] = _CHECKS[key](value)
+        except ValueError as e:
+            problems.append((key, f'{var}="{value}" in the environment: {e}'))
+    return found, problems
