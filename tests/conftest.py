@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.loopback import LoopbackServer
+
+if TYPE_CHECKING:
+    from tests.receivers import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -66,3 +70,12 @@ def _secrets_of_this_test_only() -> Iterator[None]:
     before = secrets.known()
     yield
     secrets.restore(before)
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    """A real webhook receiver on 127.0.0.1 (tests/receivers.py), for `json://` channels."""
+    from tests.receivers import WebhookReceiver
+
+    with WebhookReceiver() as receiver:
+        yield receiver

@@ -10,10 +10,8 @@ reported (how many, which); a retried dead alert arrives once the channel is bac
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli.commands import cli
@@ -21,17 +19,10 @@ from monitor.config.loader import Config
 from monitor.store import open_store
 from tests.conftest import Clock
 from tests.feeds import Item
-from tests.receivers import WebhookReceiver
 from tests.test_delivery import configure, distinct_items, drain, poll, running, sent, serve
 
 TALKS = "kyiv AND (talks OR ceasefire)"
 HEADER = ["id", "status", "when", "channel", "rules", "tries", "title"]
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 def rule(name: str, query: str, *channels: str, **extra: object) -> dict:

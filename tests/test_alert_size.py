@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -38,12 +37,6 @@ RULE = Rule(name="talks", query="ceasefire", channels=("hook",))
 WHEN = datetime(2026, 2, 3, 8, 0, tzinfo=UTC)
 # 2 MB of headline, with Markdown and HTML specials so every escape is exercised near the cut
 HEADLINE = "Ceasefire talks resume " + "in Geneva & <Rome> (again), a_b*c [d] " * 55_000
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 # ---------------------------------------------------------------- well-formedness checks

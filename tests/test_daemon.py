@@ -203,12 +203,6 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     d.kill()
 
 
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
 def config(
     hook_url: str,
     sources: dict[str, str],

@@ -50,12 +50,6 @@ def distinct_items(n: int, prefix: str = "b") -> list[Item]:
 
 
 @pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
 def smtp() -> Iterator[SmtpReceiver]:
     with SmtpReceiver(user="alice", password=SMTP_PASSWORD) as receiver:
         yield receiver

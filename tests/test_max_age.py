@@ -11,7 +11,6 @@ held on the first poll does not open its story's alert, the first fresh report o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -48,12 +47,6 @@ def feed(items: list[tuple[str, str, datetime | None]]) -> bytes:
             f"{date}</item>"
         )
     return "".join([*parts, "</channel></rss>"]).encode()
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 class City:

@@ -30,12 +30,6 @@ SECRET = "FAKE-T0KEN-d9f8a7"
 
 
 @pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
 def smtp() -> Iterator[SmtpReceiver]:
     with SmtpReceiver(user="alice", password="s3cret-pass") as receiver:
         yield receiver

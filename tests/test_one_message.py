@@ -37,12 +37,6 @@ def desk() -> Iterator[WebhookReceiver]:
         yield receiver
 
 
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
 def rule(name: str, query: str, *channels: str, **extra: object) -> dict:
     return {"name": name, "query": query, "alert": "article", "channels": list(channels)} | extra
 

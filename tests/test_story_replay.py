@@ -14,7 +14,6 @@ import itertools
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,12 +35,6 @@ PACKAGE = Path(__file__).resolve().parent.parent / "monitor"
 SET = "news-ag-2021-05-09_10"
 EVERYTHING = "source:a* OR NOT source:a*"  # always true: every article matches
 ITEM = re.compile(r"<item>.*?</item>", re.S)
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
 
 
 # --------------------------------------------------------------------------- the real CLI
