@@ -221,3 +221,22 @@ def test_the_documented_default_is_the_loaders():
 
     assert MonitorTable().max_age == 2 * 86400
     assert json.dumps(MonitorTable.model_fields["max_age"].default) == "172800.0"
+
+
+async def test_held_matches_are_counted_in_the_metrics_by_reason(tmp_path, server, hook):
+    """/metrics shows what was held and why, so a quiet channel is explained, not a mystery."""
+    from monitor.config.loader import load
+    from monitor.service.monitor import Monitor
+
+    city, clock = City(tmp_path, server, hook), Clock()
+    city.serve(FIRST)
+    city.write()
+    monitor = Monitor(load(city.config), clock=clock)
+    try:
+        await monitor.poll_everything()
+    finally:
+        await monitor.close()
+    page = monitor.metrics.render().decode()
+    assert 'news_monitor_matches_held_total{reason="old"} 3.0' in page
+    assert 'news_monitor_matches_held_total{reason="backlog"} 1.0' in page
+    assert 'news_monitor_matches_held_total{reason="muted"} 0.0' in page

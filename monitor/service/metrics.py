@@ -33,6 +33,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from monitor.alerts.held import REASON_WORDS as HELD_REASONS
 from monitor.ingest.normalize import SKIP_REASONS
 
 POLL_OUTCOMES = ("new", "unchanged", "not_modified", "error")
@@ -73,6 +74,12 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.held = Counter(
+            f"{PREFIX}_matches_held",
+            "New matches recorded but not alerted, by reason (old, backlog, muted).",
+            ["reason"],
+            registry=reg,
+        )
         self.alerts = Counter(
             f"{PREFIX}_alerts", "Alert delivery attempts, by outcome.", ["outcome"], registry=reg
         )
@@ -106,6 +113,8 @@ class Metrics:
             self.alerts.labels(outcome)
         for reason in SKIP_REASONS:
             self.skipped.labels(reason)
+        for reason in HELD_REASONS:
+            self.held.labels(reason)
 
     def _per_source(self) -> None:
         """The families labelled by source (see the module doc)."""
@@ -187,6 +196,12 @@ class Metrics:
                 raise ValueError(f"unknown skip reason {reason!r}; expected one of {SKIP_REASONS}")
             if n > 0:
                 self.skipped.labels(reason).inc(n)
+
+    def matches_held(self, held: Sequence[tuple[str, int]]) -> None:
+        """Count one poll's new matches that were recorded, not alerted, as (reason, count)."""
+        for reason, n in held:
+            if n > 0:
+                self.held.labels(reason).inc(n)
 
     def alert_done(self, outcome: str) -> None:
         """Record one delivery attempt of one alert to one channel."""

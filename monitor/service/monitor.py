@@ -184,6 +184,7 @@ class Monitor:
         self.metrics.poll_done(result.outcome, elapsed, items=items, new=result.new, matches=found,
                                source=name)  # fmt: skip
         self.metrics.items_skipped(result.skipped_items)
+        self.metrics.matches_held(result.held)
         self.tally.add(result, started, self.clock.now())
         level = log.warning if result.outcome == "error" else log.debug  # info: the cycle's line
         level("polled", source=name, outcome=result.outcome, new=result.new, matches=found,

@@ -53,6 +53,7 @@ class PollTally:
             "new": self.new,
             "matches": self.matches,
             "alerts_queued": self.queued,
+            "held": self.matches - self.queued,  # muted, too old, a first poll's backlog
             "errors": self.errors,
             "elapsed": round(self.elapsed, 1),
         }
