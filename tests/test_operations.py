@@ -284,10 +284,10 @@ async def test_metrics_label_each_configured_source_and_drop_one_that_leaves(
     tmp_path: Path, server: LoopbackServer
 ) -> None:
     url = feed_of(server, "Tregua a Kyiv", "Meteo")
-    text = f"""[monitor]\ndatabase = "{tmp_path / "m.db"}"\n
+    text = f"""[monitor]\ndatabase = "{tmp_path / "m.db"}"\nhealth_port = 8787\n
 [[sources]]\nname = "città"\nurl = "{url}"\nallow_private = true
 [[sources]]\nname = "spenta"\nurl = "{url}"\nenabled = false\n"""
-    monitor = Monitor(load(write(tmp_path, text)))
+    monitor = Monitor(load(write(tmp_path, text)))  # health_port: /metrics is served (below)
     endpoint = await start_health_server("127.0.0.1", 0, metrics=monitor.metrics, check=_ok)
     try:
         await monitor.poll_everything()
@@ -305,6 +305,24 @@ async def test_metrics_label_each_configured_source_and_drop_one_that_leaves(
     finally:
         await endpoint.stop()
         await monitor.close()
+
+
+async def test_without_a_metrics_endpoint_no_per_source_series_are_kept(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """`once` and a daemon without `health_port` serve no /metrics: labelling every source
+    would only cost start-up time (0.8 s at 10,000 sources)."""
+    url = feed_of(server, "Tregua a Kyiv", "Meteo")
+    text = f"""[monitor]\ndatabase = "{tmp_path / "m.db"}"\n
+[[sources]]\nname = "città"\nurl = "{url}"\nallow_private = true\n"""
+    monitor = Monitor(load(write(tmp_path, text)))
+    try:
+        await monitor.poll_everything()
+    finally:
+        await monitor.close()
+    page = monitor.metrics.render().decode()
+    assert 'source="città"' not in page
+    assert 'news_monitor_polls_total{outcome="new"} 1.0' in page  # the totals are kept
 
 
 async def _ok() -> dict[str, bool | str]:

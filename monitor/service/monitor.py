@@ -67,7 +67,7 @@ class Monitor:
         self._index(config)
         self.planner = self._make_planner(config)
         self.metrics = metrics or Metrics()
-        self.metrics.set_sources(s.name for s in config.sources if s.enabled)
+        self._label_sources(config)
         self.tally = PollTally()  # polls since the daemon's last "poll cycle" line
         self.store = open_store(config.settings.database)
         self._lock = lock_database(config.settings.database)
@@ -124,8 +124,14 @@ class Monitor:
         secrets.remember(config.secrets)
         self.config = config
         self._index(config)
-        self.metrics.set_sources(s.name for s in config.sources if s.enabled)
+        self._label_sources(config)
         self.planner = self._make_planner(config)
+
+    def _label_sources(self, config: config_mod.Config) -> None:
+        """Per-source metric series, only where /metrics serves them (`health_port`): ~80 us a
+        source, 0.8 s of every `once` over 10,000 sources that nobody scrapes."""
+        if config.settings.health_port is not None:
+            self.metrics.set_sources(s.name for s in config.sources if s.enabled)
 
     @property
     def policy(self) -> DeliveryPolicy:
