@@ -442,7 +442,9 @@ def rule_set(name: str) -> list[dict]:
     shipped = tomllib.loads(SHIPPED_CONFIG.read_text())["rules"]
     if name == "shipped":
         return shipped
-    rules = [*shipped, {"name": "bench-marker", "query": MARKER, "alert": "story"}]
+    # backfill: the served items carry their real (old) dates, which max_age would hold
+    marker = {"name": "bench-marker", "query": MARKER, "alert": "story", "backfill": True}
+    rules = [*shipped, marker]
     if name == "none":
         rules = [dict(r, query=f"({' '.join(r['query'].split())}) AND {ABSENT}") for r in rules]
     elif name != "10%":
@@ -460,10 +462,13 @@ def write_config(
     concurrency: int,
     channels: dict[str, str] | None = None,
     rules: str = "shipped",
+    log_level: str | None = None,
 ) -> None:
     """A real config: N sources on the loopback server and the rules of `rule_set(rules)`.
 
     With `channels`, every rule sends to all of them (the shipped rules print to stdout).
+    `log_level`: None leaves the command's default (`once` logs errors only, as a user's does);
+    bench_daemon asks for "debug", since it reads each poll's "polled" line.
     """
     shipped = tomllib.loads(SHIPPED_CONFIG.read_text())
     lines = [
@@ -475,7 +480,7 @@ def write_config(
         f"concurrency = {concurrency}",
         f"per_host = {concurrency}",
         'log_format = "json"',
-        'log_level = "debug"',  # bench_daemon reads each poll's "polled" line
+        *([f'log_level = "{log_level}"'] if log_level else []),
         "",
         "[channels]",
     ]
@@ -485,7 +490,7 @@ def write_config(
     for rule in rule_set(rules):
         lines += ["", "[[rules]]", f"name = {_toml_str(rule['name'])}"]
         lines.append(f"query = {_toml_str(' '.join(rule['query'].split()))}")
-        for key in ("alert", "cooldown", "urgent", "digest", "quiet_hours"):
+        for key in ("alert", "cooldown", "urgent", "digest", "quiet_hours", "backfill"):
             if key in rule and not (channels and key in ("digest", "quiet_hours")):
                 value = rule[key]
                 lines.append(f"{key} = {'true' if value is True else _toml_str(str(value))}")

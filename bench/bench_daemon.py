@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
         interval = f"{args.interval:g}s"
         _feeds.write_config(cfg, database=work / "monitor.db", base_url=server.base,
                             feeds=args.sources, interval=interval, concurrency=CONCURRENCY,
-                            rules=args.rules)  # fmt: skip
+                            rules=args.rules, log_level="debug")  # fmt: skip
         print(f"bench_daemon: news-monitor run, {args.sources} sources x {args.items} items, "
               f"interval {interval}, {args.cycles} cycles after the cold one, rules "
               f"[{args.rules}]; {os.cpu_count()} CPUs; {server.origin}")  # fmt: skip
