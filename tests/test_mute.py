@@ -19,10 +19,9 @@ from monitor.cli.commands import cli
 from monitor.config.loader import load
 from monitor.service.monitor import Monitor
 from tests.conftest import T0, Clock
-from tests.test_max_age import City, hook, rule
+from tests.test_max_age import City, rule
 
 ROME = 'timezone = "Europe/Rome"'
-__all__ = ["hook"]  # the webhook receiver fixture, shared with test_max_age
 ITEMS = [
     ("n1", "Kyiv council approves new bridge budget"),
     ("n2", "Kyiv airport plans summer flights"),
