@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -47,21 +49,27 @@ def test_importing_the_package_loads_no_io_library() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def loaded(config: Path, args: list[str], watched: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Run `news-monitor --config CONFIG ARGS` in a fresh interpreter: its standard output and
+    which of the `watched` modules it loaded (a command that fails fails the test)."""
+    code = (
+        "import sys; from monitor.cli.commands import cli\n"
+        f"try: cli(['--config', {str(config)!r}, *{args!r}])\n"
+        "except SystemExit as exc: assert not exc.code, exc.code\n"
+        f"print(sorted(m for m in {watched!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout, ast.literal_eval(done.stderr.strip().splitlines()[-1])
+
+
 def test_check_loads_no_http_client_apprise_or_scheduler(tmp_path) -> None:
     config = tmp_path / "monitor.toml"
     config.write_text(
         '[monitor]\ndatabase = "m.db"\n\n[[sources]]\nname = "a"\nurl = "https://a.example/f.xml"\n'
         '\n[[rules]]\nname = "r"\nquery = "ukraine"\n'
     )
-    code = (
-        "import sys; from monitor.cli.commands import cli\n"
-        f"try: cli(['--config', {str(config)!r}, 'check'])\n"
-        "except SystemExit as exc: assert not exc.code, exc.code\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "[]"
+    assert loaded(config, ["check"], HEAVY)[1] == []
 
 
 # What each read command may load: none of the I/O libraries of a poll, and less where it can.
@@ -98,15 +106,7 @@ def test_read_commands_load_only_what_they_need(tmp_path, command: str) -> None:
         "test-rule --query --text": ["test-rule", "-q", "ukraine", "--text", "Ukraine talks"],
     }[command]
     forbidden = (*POLL_ONLY, "prometheus_client", *READ_COMMANDS[command])
-    code = (
-        "import sys; from monitor.cli.commands import cli\n"
-        f"try: cli(['--config', {str(config)!r}, *{args!r}])\n"
-        "except SystemExit as exc: assert not exc.code, exc.code\n"
-        f"print(sorted(m for m in {forbidden!r} if m in sys.modules), file=sys.stderr)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == "[]", command
+    assert loaded(config, args, forbidden)[1] == [], command
 
 
 def test_once_printing_to_the_terminal_loads_no_apprise_bs4_or_scheduler(tmp_path) -> None:
@@ -132,16 +132,6 @@ def test_once_printing_to_the_terminal_loads_no_apprise_bs4_or_scheduler(tmp_pat
             f'url = "{base}/f.xml"\nallow_private = true\n\n[[rules]]\nname = "r"\n'
             'query = "ukraine"\nalert = "article"\n'
         )
-        code = (
-            "import sys; from monitor.cli.commands import cli\n"
-            f"try: cli(['--config', {str(config)!r}, 'once'])\n"
-            "except SystemExit as exc: assert not exc.code, exc.code\n"
-            "print(sorted(m for m in ('apprise', 'bs4', 'soupsieve', 'apscheduler') "
-            "if m in sys.modules), file=sys.stderr)"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
-        )
-    assert done.returncode == 0, done.stderr
-    assert "Ukraine talks resume" in done.stdout
-    assert done.stderr.strip().splitlines()[-1] == "[]"
+        out, found = loaded(config, ["once"], ("apprise", "bs4", "soupsieve", "apscheduler"))
+    assert "Ukraine talks resume" in out
+    assert found == []
