@@ -239,19 +239,13 @@ def parse_template(body: bytes) -> Template:
     return Template(root, path, position, items, _words(items))
 
 
-def build_feed(index: int, template: bytes | Template, size: int) -> Feed:
-    if isinstance(template, bytes):
-        template = parse_template(template)
-    return Feed(index, template, size)
-
-
 class FeedServer:
     """The state behind the HTTP handler; one lock, since the server is threaded."""
 
     def __init__(self, feeds: int, items: int) -> None:
         bodies, self.origin = templates()
         parsed = [parse_template(b) for b in bodies]
-        self.feeds = [build_feed(i, parsed[i % len(parsed)], items) for i in range(feeds)]
+        self.feeds = [Feed(i, parsed[i % len(parsed)], items) for i in range(feeds)]
         self.etags = True
         self.requests = 0
         self.served: dict[tuple[int, int], float] = {}

@@ -52,6 +52,20 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str) -> ob
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def json_lines(text: str) -> list[dict]:
+    """The JSON log events in `text`, skipping what is not one (a line still being written, a
+    traceback)."""
+    out = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and "event" in event:
+            out.append(event)
+    return out
+
+
 class Feed:
     """An RSS feed on the loopback server whose items the test adds while the daemon runs."""
 
@@ -143,15 +157,7 @@ class Daemon:
         return self
 
     def events(self) -> list[dict]:
-        out = []
-        for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue  # a line still being written, or a traceback
-            if isinstance(event, dict) and "event" in event:
-                out.append(event)
-        return out
+        return json_lines(self.log_path.read_text(encoding="utf-8", errors="replace"))
 
     def count(self, match: Callable[[dict], bool]) -> int:
         return sum(1 for e in self.events() if match(e))

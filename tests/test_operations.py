@@ -11,8 +11,6 @@ import asyncio
 import json
 import re
 import textwrap
-import threading
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,10 +22,10 @@ from monitor.rules.query import Document, parse_query
 from monitor.runtime.healthz import start_health_server
 from monitor.service.monitor import Monitor
 from tests.feeds import Item, rss
-from tests.loopback import LoopbackServer, Reply, Seen
+from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
 from tests.test_cli_check import PROBLEM, run
-from tests.test_daemon import Daemon, free_port
+from tests.test_daemon import Daemon, Feed, free_port, get, json_lines
 
 NOW = datetime.now(UTC)
 
@@ -42,18 +40,6 @@ def feed_of(server: LoopbackServer, *titles: str, path: str = "/feed") -> str:
     items = [Item(f"g{i}", t, published=NOW - timedelta(minutes=i)) for i, t in enumerate(titles)]
     server.route(path, Reply(body=rss(items), headers={"Content-Type": "application/rss+xml"}))
     return server.url(path)
-
-
-def json_lines(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and "event" in event:
-            out.append(event)
-    return out
 
 
 # ------------------------------------------------------------------ names in any script
@@ -224,30 +210,8 @@ def test_a_bad_health_host_is_refused(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the daemon
 
 
-class LiveFeed:
-    """An RSS feed the test adds items to while the daemon polls it; each dated when added,
-    so none is too old to alert."""
-
-    def __init__(self, server: LoopbackServer) -> None:
-        self.items: list[Item] = []
-        self.lock = threading.Lock()
-        server.route("/live", self.reply)
-        self.url = server.url("/live")
-
-    def add(self, title: str) -> None:
-        with self.lock:
-            self.items.append(Item(f"item-{len(self.items)}", title, published=datetime.now(UTC)))
-
-    def reply(self, _seen: Seen) -> Reply:
-        with self.lock:
-            body = rss(list(self.items))
-        return Reply(body=body, headers={"Content-Type": "application/rss+xml"})
-
-
 def metrics(port: int) -> dict[str, float]:
-    url = f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback only)
-        text = response.read().decode("utf-8")
+    _, text = get(f"http://127.0.0.1:{port}/metrics")
     return {
         key: float(value)
         for key, value in (ln.rsplit(" ", 1) for ln in text.splitlines() if ln[:1] != "#")
@@ -335,7 +299,7 @@ def test_daemon_with_a_unicode_source_logs_cycles_alerts_and_labels_its_metrics(
 ) -> None:
     monkeypatch.setenv("NEWS_MONITOR_HEALTH_HOST", "0.0.0.0")  # the Docker image's setting
     with WebhookReceiver() as hook:
-        feed = LiveFeed(server)
+        feed = Feed(server, "/live")
         feed.add("Meteo: sole su Roma")
         port = free_port()
         daemon = Daemon(tmp_path)

@@ -74,13 +74,19 @@ def test_check_loads_no_http_client_apprise_or_scheduler(tmp_path) -> None:
 
 # What each read command may load: none of the I/O libraries of a poll, and less where it can.
 POLL_ONLY = ("aiohttp", "apprise", "apscheduler", "bs4", "soupsieve", "feedparser")
-READ_COMMANDS = {  # command: what it must not load besides POLL_ONLY and prometheus_client
-    "--help": ("pydantic", "sqlite_utils", "asyncio"),  # not even the config loader
-    "check": ("sqlite_utils", "asyncio"),
-    "sources": (),
-    "search": (),
-    "test-rule --text": ("sqlite_utils", "asyncio"),
-    "test-rule --query --text": ("pydantic", "sqlite_utils", "asyncio"),  # no config needed
+READ_COMMANDS = {  # command: (its arguments, what it must not load besides POLL_ONLY and prom)
+    "--help": (["--help"], ("pydantic", "sqlite_utils", "asyncio")),  # not even the config loader
+    "check": (["check"], ("sqlite_utils", "asyncio")),
+    "sources": (["sources"], ()),
+    "search": (["search", "ukraine"], ()),
+    "test-rule --text": (
+        ["test-rule", "r", "--text", "Ukraine\ntalks resume"],
+        ("sqlite_utils", "asyncio"),
+    ),
+    "test-rule --query --text": (  # no config needed
+        ["test-rule", "-q", "ukraine", "--text", "Ukraine talks"],
+        ("pydantic", "sqlite_utils", "asyncio"),
+    ),
 }
 
 
@@ -97,15 +103,8 @@ def test_read_commands_load_only_what_they_need(tmp_path, command: str) -> None:
     )
     with open_store(tmp_path / "m.db"):  # `sources` and `search` read an existing database
         pass
-    args = {
-        "--help": ["--help"],
-        "check": ["check"],
-        "sources": ["sources"],
-        "search": ["search", "ukraine"],
-        "test-rule --text": ["test-rule", "r", "--text", "Ukraine\ntalks resume"],
-        "test-rule --query --text": ["test-rule", "-q", "ukraine", "--text", "Ukraine talks"],
-    }[command]
-    forbidden = (*POLL_ONLY, "prometheus_client", *READ_COMMANDS[command])
+    args, extra = READ_COMMANDS[command]
+    forbidden = (*POLL_ONLY, "prometheus_client", *extra)
     assert loaded(config, args, forbidden)[1] == [], command
 
 
