@@ -84,10 +84,6 @@ def _short_list(rows: Sequence[dict]) -> list[str]:
     return lines
 
 
-def _plural(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
-
-
 @click.group(invoke_without_command=True)
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only these.")
 @click.option("--limit", default=30, show_default=True, help="At most this many, newest first.")
@@ -126,7 +122,7 @@ def retry(ctx: Context, alert_id: int | None, all_dead: bool) -> None:
     if not retried:
         click.echo("no dead alerts")
         return
-    click.echo(f"{_plural(len(retried), 'alert')} pending again, due now:")
+    click.echo(f"{report.plural(len(retried), 'alert')} pending again, due now:")
     click.echo("\n".join(_short_list(retried)))
     click.echo("the daemon (`run`) sends them at its next tick; `once` sends them too")
 
@@ -161,16 +157,17 @@ def drop(ctx: Context, alert_id: int | None, rule: str | None, channel: str | No
         )
     what = _described(alert_id, rule, channel)
     if done.dropped:
-        click.echo(f"dropped {_plural(len(done.dropped), 'alert')} ({what}):")
+        click.echo(f"dropped {report.plural(len(done.dropped), 'alert')} ({what}):")
         click.echo("\n".join(_short_list(done.dropped)))
     elif not done.sending and not done.shared:
         click.echo(f"no pending alerts ({what}){_unknown(ctx, rule, channel)}")
     if done.shared:
-        click.echo(f"kept {_plural(len(done.shared), 'alert')} that other rules matched too "
+        click.echo(f"kept {report.plural(len(done.shared), 'alert')} that other rules matched too "
                    "(drop one by its id: `news-monitor alerts drop ID`):")  # fmt: skip
         click.echo("\n".join(_short_list(done.shared)))
     if done.sending:
-        click.echo(f"{_plural(len(done.sending), 'alert')} being sent right now, not dropped: "
+        busy = report.plural(len(done.sending), "alert")
+        click.echo(f"{busy} being sent right now, not dropped: "
                    + ", ".join(f"#{r['id']}" for r in done.sending))  # fmt: skip
         if alert_id is not None:
             raise SystemExit(1)

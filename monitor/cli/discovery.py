@@ -161,11 +161,8 @@ def _shown(found: _Discovery, cfg: Config) -> list[tuple[str | None, str | None]
 
 def _note(feed: FeedFacts, timezone: str) -> str:
     newest = f"newest {report.local_time(feed.newest, timezone)}" if feed.newest else "undated"
-    return f"{feed.title or '(untitled)'}: {_count(feed.items, 'item')}, {newest} ({feed.via})"
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
+    items = report.plural(feed.items, "item")
+    return f"{feed.title or '(untitled)'}: {items}, {newest} ({feed.via})"
 
 
 def _print_discovery(
@@ -177,7 +174,7 @@ def _print_discovery(
     else:
         ads = sum(1 for f in found.feeds if f.via == "advertised")
         click.echo(
-            f"{found.page}: a web page; {_count(len(found.feeds), 'feed')} found: "
+            f"{found.page}: a web page; {report.plural(len(found.feeds), 'feed')} found: "
             f"{ads} advertised, {len(found.feeds) - ads} at common paths "
             f"({found.probed} addresses tried)",
             err=True,

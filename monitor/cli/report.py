@@ -210,3 +210,8 @@ def emit_json(value: object) -> None:
         return str(obj)
 
     sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2, default=plain) + "\n")
+
+
+def plural(n: int, what: str) -> str:
+    """'1 feed', '3 feeds'."""
+    return f"{n} {what}" + ("" if n == 1 else "s")

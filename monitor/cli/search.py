@@ -185,7 +185,7 @@ def _try_text(ruleset: RuleSet, text: str, head: dict, as_json: bool) -> None:
     title, _, rest = text.partition("\n")
     language = detect_language(text)
     hits = ruleset.match(Document(title=title, text=rest, source="", language=language))
-    terms = hits[0].terms if hits else ()
+    terms = _terms(hits)
     if as_json:
         report.emit_json({**head, "language": language, "matched": bool(hits), "terms": terms})
     else:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import urllib.parse
 from datetime import UTC, datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 import feedparser.datetimes
@@ -144,20 +146,25 @@ def check_type(el: etree._Element) -> None:
             raise Decline
 
 
-def date_of(value: str | None) -> datetime | None:
-    """feedparser's own date parser (4-5 us a date, no dearer than email.utils), read into a
-    datetime as parse._to_datetime reads its result: the same date, or None, on both paths.
-    A deliberate use of a feedparser internal (it has no public one): its handlers read
-    "Sat, Dec 16 2023 02:02:33 PM" as 02:02 and "mer, 16 nov 2022" as nothing, which no
-    re-implementation would match for long; the tests compare both paths on every date."""
-    parsed = feedparser.datetimes._parse_date(value) if value else None
-    if parsed is None or len(parsed) < 6:
+def to_datetime(value: Any) -> datetime | None:
+    """feedparser's UTC struct_time -> aware datetime; None when absent or absurd."""
+    if not isinstance(value, time.struct_time | tuple) or len(value) < 6:
         return None
     try:
-        dt = datetime(*parsed[:6], tzinfo=UTC)
+        dt = datetime(*value[:6], tzinfo=UTC)
     except (TypeError, ValueError, OverflowError):
         return None
     return dt if 1970 <= dt.year <= 2100 else None
+
+
+def date_of(value: str | None) -> datetime | None:
+    """feedparser's own date parser (4-5 us a date, no dearer than email.utils), read into a
+    datetime as feedparser's own path reads its result (`to_datetime`): the same date, or None,
+    on both paths. A deliberate use of a feedparser internal (it has no public one): its
+    handlers read "Sat, Dec 16 2023 02:02:33 PM" as 02:02 and "mer, 16 nov 2022" as nothing,
+    which no re-implementation would match for long; the tests compare both paths on every
+    date."""
+    return to_datetime(feedparser.datetimes._parse_date(value)) if value else None
 
 
 _URIFIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")  # feedparser.urls._urifixer

@@ -19,11 +19,9 @@ import functools
 import hashlib
 import io
 import re
-import time
 import xml.sax
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin
 
@@ -32,6 +30,7 @@ from lxml import etree
 
 from monitor.errors import ParseError
 from monitor.ingest.charsets import SINGLE_BYTE, blank, codec_name, encoding_agrees, is_utf8
+from monitor.ingest.feedparser_rules import to_datetime
 from monitor.ingest.identity import item_key
 from monitor.ingest.jsonfeed import is_json, parse_json_feed
 from monitor.ingest.parse_fast import fast_parse
@@ -175,19 +174,6 @@ def _trusted_charset(body: bytes, charset: str | None) -> str | None:
     return None if is_utf8(body) else charset
 
 
-def _to_datetime(value: Any) -> datetime | None:
-    """feedparser's UTC struct_time -> aware datetime; None when absent or absurd."""
-    if not isinstance(value, time.struct_time | tuple) or len(value) < 6:
-        return None
-    try:
-        dt = datetime(*value[:6], tzinfo=UTC)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if not 1970 <= dt.year <= 2100:
-        return None
-    return dt
-
-
 def _entry_link(entry: Mapping[str, Any], base: str) -> str | None:
     """The entry's rel=alternate link (feedparser's default rel), else its `link`, absolute."""
     href = None
@@ -223,8 +209,8 @@ def _to_raw(entry: Mapping[str, Any], base: str, feed_language: str | None) -> R
         summary_html=entry.get("summary") or "",
         content_html=(content[0].get("value") or "") if content else "",
         # dict.get: FeedParserDict.get("updated_parsed") falls back to published (deprecated)
-        published=_to_datetime(dict.get(entry, "published_parsed")),
-        updated=_to_datetime(dict.get(entry, "updated_parsed")),
+        published=to_datetime(dict.get(entry, "published_parsed")),
+        updated=to_datetime(dict.get(entry, "updated_parsed")),
         author=(entry.get("author") or "").strip() or None,
         language=_entry_language(entry, feed_language),
     )
