@@ -15,8 +15,7 @@ drops the alerts of that rule alone and keeps (and names) those other rules matc
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -189,19 +188,16 @@ def _described(alert_id: int | None, rule: str | None, channel: str | None) -> s
 
 def _unknown(ctx: Context, rule: str | None, channel: str | None) -> str:
     """Why nothing matched, when the name is not in the config: a typo, most likely."""
+    from monitor.config.tables import suggest  # the config is loaded already (pydantic)
+
     said = []
     for kind, name, known in (
         ("rule", rule, [r.name for r in ctx.config.rules]),
         ("channel", channel, list(ctx.config.channels)),
     ):
         if name is not None and name not in known:
-            said.append(f'no {kind} "{name}" in the config{_close(name, known)}')
+            said.append(f'no {kind} "{name}" in the config{suggest(name, known)}')
     return f"; {'; '.join(said)}" if said else ""
-
-
-def _close(name: str, known: Iterable[str]) -> str:
-    found = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f' (did you mean "{found[0]}"?)' if found else ""
 
 
 __all__ = ["alerts", "alerts_table", "headline"]

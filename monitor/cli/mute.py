@@ -139,8 +139,8 @@ def _seconds(duration: str) -> float:
 
 
 def _queued(store: Store, rule: str) -> int:
-    """Pending alerts that speak for `rule` (the outbox's newest 1,000 pending)."""
-    return sum(rule in row["rules"] for row in store.recent_alerts(limit=1000, status="pending"))
+    """Pending alerts that speak for `rule`."""
+    return store.pending_count(rule)
 
 
 def _list_mutes(ctx: Context) -> None:

@@ -58,7 +58,7 @@ def poll_summary(results: Sequence) -> str:
     ]
     held: Counter[str] = Counter()
     for r in results:
-        held.update(dict(getattr(r, "held", ())))
+        held.update(dict(r.held))
     if held:  # recorded but never alerted: alerts/held.py
         from monitor.alerts.held import describe
 

@@ -155,7 +155,7 @@ def _quiet_hold(policy: DeliveryPolicy, row: Pending, now: datetime) -> datetime
     """When the row may go, if the quiet hours of every one of its rules hold it now: the
     earliest end among them (a rule no longer in the config holds nothing back)."""
     holds = []
-    for name in row.rules or (row.rule,):
+    for name in row.rules:
         rule = policy.rules.get(name)
         hold = hold_until(rule, now, policy.timezone) if rule is not None else None
         if hold is None:

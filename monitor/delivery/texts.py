@@ -33,7 +33,7 @@ def digest_message(
         if row.article_id is None:
             continue
         article = store.article(row.article_id)
-        matches = _matches(store, row.article_id, row.rules or (row.rule,))
+        matches = _matches(store, row.article_id, row.rules)
         if article is not None and matches:
             items.append((article, matches, article.source))
     return render_digest(items, rule=rule, timezone=timezone, now=now)

@@ -227,6 +227,13 @@ class OutboxMixin(SqliteBase):
             )
         return [_listed(row) for row in found]
 
+    def pending_count(self, rule: str) -> int:
+        """Pending alerts that speak for `rule` (all of them: a backlog can be any size)."""
+        row = self.db.execute(
+            f"SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND {_OF_RULE}", (rule,)
+        ).fetchone()
+        return int(row[0])
+
     def drop_alerts(
         self,
         now: datetime,
@@ -258,10 +265,14 @@ class OutboxMixin(SqliteBase):
                     params,
                 )
             ]
-            sending = [r for r in found if r["lease_until"] is not None and r["lease_until"] > now]
-            free = [r for r in found if r not in sending]
-            shared = [r for r in free if rule is not None and r["rules"] != [rule]]
-            doomed = [r for r in free if r not in shared]
+            sending, shared, doomed = [], [], []
+            for r in found:
+                if r["lease_until"] is not None and r["lease_until"] > now:
+                    sending.append(r)  # being sent right now
+                elif rule is not None and r["rules"] != [rule]:
+                    shared.append(r)  # another rule matched it too
+                else:
+                    doomed.append(r)
             conn.executemany(
                 "UPDATE outbox SET status = 'dropped', lease_until = NULL WHERE id = ?",
                 [(r["id"],) for r in doomed],
