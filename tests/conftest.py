@@ -13,6 +13,8 @@ import pytest
 from tests.loopback import LoopbackServer
 
 if TYPE_CHECKING:
+    from monitor.store import Store
+    from tests.pg import PgServer
     from tests.receivers import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +81,55 @@ def hook() -> Iterator[WebhookReceiver]:
 
     with WebhookReceiver() as receiver:
         yield receiver
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throwaway PostgreSQL server for the session (tests/pg.py); skips, saying why, where
+    none can be started. Started on first use only: a run that needs none starts none."""
+    from tests.pg import PgServer, Unavailable
+
+    try:
+        server = PgServer().start()
+    except Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    from monitor.store.pg import close_pools
+
+    close_pools()
+    server.remove()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the session's server, dropped after the test."""
+    url = pg_server.create_database()
+    yield url
+    from monitor.store.pg import close_pools
+
+    close_pools()
+    pg_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a test's store lives, once per backend: a new SQLite file, then a new PostgreSQL
+    database (skipped where no server can be started). What `database =` of a config takes,
+    and `open_store`."""
+    if request.param == "sqlite":
+        return tmp_path / "monitor.db"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(database: str | Path) -> Iterator[Store]:
+    """The store at `database`, open for the test (both backends, see `database`)."""
+    from monitor.store import open_store
+
+    with open_store(database) as opened:
+        yield opened
+
+
+def toml_database(database: str | Path) -> str:
+    """`database` as a config's value: `database = {toml_database(database)}`."""
+    return f'"{database}"'

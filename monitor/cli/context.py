@@ -62,10 +62,10 @@ class Context:
         already, since a new file would have nothing to change. Safe beside a running daemon:
         each change is one short write transaction."""
         from monitor.errors import StorageError
-        from monitor.store import open_store
+        from monitor.store import exists, open_store
 
         path = self.config.settings.database
-        if not path.is_file():
+        if not exists(path):
             raise StorageError(f"no database at {path} yet: run `news-monitor once` or `run` first")
         return open_store(path)
 

@@ -146,7 +146,9 @@ def _queued(store: Store, rule: str) -> int:
 def _list_mutes(ctx: Context) -> None:
     """The running mutes as a table; a database not made yet has none."""
     tz = ctx.config.settings.timezone
-    if not ctx.config.settings.database.is_file():
+    from monitor.store import exists
+
+    if not exists(ctx.config.settings.database):
         click.echo("no active mutes")
         return
     now = ctx.clock.now()

@@ -34,6 +34,7 @@ from monitor.config.lines import Locator, where
 from monitor.config.overrides import env_overrides
 from monitor.config.tables import (
     MB,
+    SERVER_SCHEMES,
     TOP,
     TYPES,
     ChannelTable,
@@ -63,7 +64,7 @@ DEFAULT_PATH = Path("config/monitor.toml")
 class Settings:
     """`[monitor]`: durations in seconds, sizes in bytes; `database` relative to the cwd."""
 
-    database: Path = Path("data/monitor.db")
+    database: Path | str = Path("data/monitor.db")  # str: a postgresql:// URL
     interval: float = 300.0
     min_interval: float = 10.0  # a shorter interval is refused: polling that often gets blocked
     timezone: str = "UTC"
@@ -417,7 +418,8 @@ class _Builder:
 
 def _settings(table: MonitorTable, folder: Path = Path()) -> Settings:
     fields = table.model_dump()
-    fields["database"] = Path(table.database).expanduser()
+    url = table.database.startswith(SERVER_SCHEMES)
+    fields["database"] = table.database if url else Path(table.database).expanduser()
     # lexicon files sit beside the config: relative paths are relative to its folder
     fields["lexicon"] = tuple(folder / Path(p).expanduser() for p in table.lexicon)
     return Settings(**fields)

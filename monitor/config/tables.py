@@ -41,8 +41,22 @@ class Table(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def valid_database(value: str) -> str:
+    """A file path, or a PostgreSQL URL: no other server is supported."""
+    if "://" in value and not value.startswith(SERVER_SCHEMES):
+        scheme = value.split("://", 1)[0]
+        raise ValueError(
+            f"{scheme}:// is not a supported database: give a file path (SQLite) "
+            "or a postgresql:// URL"
+        )
+    return value
+
+
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
 class MonitorTable(Table):
-    database: str = "data/monitor.db"
+    database: Annotated[str, AfterValidator(valid_database)] = "data/monitor.db"
     interval: Duration = 300.0
     min_interval: Duration = 10.0
     timezone: Annotated[str, AfterValidator(valid_timezone)] = "UTC"

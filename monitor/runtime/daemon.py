@@ -35,6 +35,7 @@ from monitor.runtime.healthz import HealthServer, is_loopback, start_health_serv
 from monitor.runtime.process import LooseThreads
 from monitor.service.monitor import Monitor
 from monitor.service.tally import PollTally
+from monitor.store import describe
 from monitor.text import format_size
 
 log = logs.get_logger("monitor.daemon")
@@ -97,7 +98,7 @@ class Daemon:
             "daemon started",
             sources=len(config.sources),
             rules=len(config.rules),
-            database=str(config.settings.database),
+            database=describe(config.settings.database),
             max_bytes=format_size(config.settings.max_bytes),
             log_level=config.settings.log_level or "info",
         )

@@ -25,13 +25,15 @@ class LockFileError(StorageError):
     """The lock file cannot be opened; the message is the whole story (file, cause, fix)."""
 
 
-def lock_database(database: Path) -> int | None:
+def lock_database(database: Path | str) -> int | None:
     """Open `<database>.lock`, whose shared flock this process holds (see the module doc).
+    A server's database (a URL) has none: its workers are on other machines, and their leases
+    expire instead.
 
     Raises LockFileError, one line naming the file and the fix: typically the files were
     created by another user (root, once) and this one may not write them.
     """
-    if str(database) == ":memory:":
+    if isinstance(database, str) or str(database) == ":memory:":
         return None
     path = database.with_name(database.name + ".lock")
     try:

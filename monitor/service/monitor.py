@@ -225,8 +225,8 @@ class Monitor:
         now = self.clock.now()
         lease = now + timedelta(seconds=self.poll_deadline() + 60)
         started = 0
-        for name in self.store.due_sources(now, limit=room):
-            if name in self.inflight or not self.store.claim_source(name, now, lease):
+        for name in self.store.claim_due(now, lease, limit=room):
+            if name in self.inflight:  # its lease ran out mid-poll: that poll ends it
                 continue
             task = asyncio.create_task(self._poll_then_drain(name), name=f"poll:{name}")
             self.inflight[name] = task

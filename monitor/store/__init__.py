@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from monitor.errors import StorageError
 from monitor.store.base import (
     ArticleStore,
     MaintenanceStore,
@@ -37,11 +38,43 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoryStore",
+    "describe",
+    "exists",
+    "is_server",
     "open_store",
 ]
 
 
 def open_store(database: str | Path, **options: Any) -> Store:
-    """The store at `database` (`timeout=`, `read_only=`). The one constructor the service and
-    the CLI call: a PostgreSQL URL will pick that backend here; today it is a SQLite file."""
+    """The store at `database` (`timeout=`, `read_only=`): a SQLite file, or the PostgreSQL
+    database of a `postgresql://` URL (store/pg/, psycopg loaded only then). The one
+    constructor the service and the CLI call."""
+    if is_server(database):
+        try:
+            from monitor.store.pg import PgStore
+        except ImportError as exc:  # psycopg is the [postgresql] extra
+            raise StorageError(
+                f"a postgresql:// database needs psycopg: pip install 'news-monitor[postgresql]' "
+                f"({exc})"
+            ) from None
+        return PgStore(str(database), **options)
     return SqliteStore(database, **options)
+
+
+def is_server(database: str | Path) -> bool:
+    """Is `database` a server's URL (config gives those as str, files as Path)?"""
+    return isinstance(database, str) and database.startswith(("postgresql://", "postgres://"))
+
+
+def exists(database: str | Path) -> bool:
+    """Is there a database to read yet? A server always is (its schema is made on opening)."""
+    return is_server(database) or Path(database).is_file()
+
+
+def describe(database: str | Path) -> str:
+    """`database` for messages and logs: a URL without its password."""
+    if is_server(database):
+        from monitor.store.pg.connection import shown
+
+        return shown(str(database))
+    return str(database)

@@ -85,6 +85,19 @@ class SourcesMixin(SqliteBase):
         ).fetchall()
         return [r[0] for r in rows]
 
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int = 100) -> list[str]:
+        """Lease up to `limit` due sources, oldest first, in one statement: the names leased.
+        (PostgreSQL's skips rows other workers are claiming: pg/store.py.)"""
+        with self.immediate() as conn:
+            rows = conn.execute(
+                "UPDATE sources SET lease_until = ? WHERE name IN (SELECT name FROM sources "
+                "WHERE enabled = 1 AND (next_poll IS NULL OR next_poll <= ?) "
+                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll LIMIT ?) "
+                "RETURNING name",
+                (ts(lease_until), ts(now), ts(now), limit),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def next_polls(self) -> list[datetime | None]:
         """Each enabled source's next poll time (None: due at once), for "next poll in"."""
         rows = self.db.execute("SELECT next_poll FROM sources WHERE enabled = 1").fetchall()
