@@ -1,6 +1,7 @@
 """`news-monitor alerts`, `alerts retry` and `alerts drop` (issue 14, items 2 and 9), through
 the real CLI (click's CliRunner, the test clock as `obj`) on the database a `Monitor` wrote
-while polling a feed on 127.0.0.1 and sending to a real JSON webhook.
+while polling a feed on 127.0.0.1 and sending to a real JSON webhook; on either backend
+(conftest's `database`).
 
 What a user notices: the listing has a header and names each rule once; an empty listing
 says so ("no dead alerts"); a dropped backlog never arrives, stays listed as dropped, and is
@@ -44,11 +45,11 @@ def listed(config: Config, clock: Clock, *args: str) -> list[dict]:
 
 
 async def test_listing_has_a_header_names_each_rule_once_and_says_when_empty(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     items = [Item("a1", "Kyiv ceasefire talks resume"), Item("a2", "Kyiv talks stall")]
     config = configure(tmp_path, serve(server, items), {"hook": hook.url()},
-                       [rule("talks", TALKS, "hook")])  # fmt: skip
+                       [rule("talks", TALKS, "hook")], database=str(database))  # fmt: skip
     async with running(config, clock) as monitor:
         await poll(monitor)
         assert ok(config, clock, "alerts", "--status", "dead") == "no dead alerts\n"
@@ -83,14 +84,17 @@ def test_no_alerts_at_all(tmp_path, clock):
 
 
 async def test_dropping_a_rules_backlog_reports_it_and_nothing_of_it_arrives(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     """A noisy rule's burst is held by the rate limit; `alerts drop --rule` drops what waits.
     The other rule's alerts still go; the dropped ones stay listed; `retry ID` takes one back."""
     noisy = distinct_items(25)
     quiet = Item("q1", "Delegations land in Abu Dhabi")
     rules = [rule("noisy", "ceasefire", "hook"), rule("abu-dhabi", '"abu dhabi"', "hook")]
-    config = configure(tmp_path, serve(server, [*noisy, quiet]), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, [*noisy, quiet]), {"hook": hook.url()}, rules,
+        database=str(database),
+    )  # fmt: skip
     async with running(config, clock) as monitor:
         await poll(monitor)
         first = await drain(monitor)
@@ -121,10 +125,12 @@ async def test_dropping_a_rules_backlog_reports_it_and_nothing_of_it_arrives(
     assert len(listed(config, clock, "--status", "dropped")) == 4
 
 
-async def test_drop_by_channel_and_by_id_and_what_cannot_be_dropped(tmp_path, server, clock, hook):
+async def test_drop_by_channel_and_by_id_and_what_cannot_be_dropped(
+    tmp_path, server, clock, hook, database
+):
     items = [Item("a1", "Kyiv ceasefire talks resume"), Item("a2", "Kyiv talks stall")]
     config = configure(tmp_path, serve(server, items), {"hook": hook.url()},
-                       [rule("talks", TALKS, "hook")])  # fmt: skip
+                       [rule("talks", TALKS, "hook")], database=str(database))  # fmt: skip
     hook.down()
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -149,10 +155,14 @@ async def test_drop_by_channel_and_by_id_and_what_cannot_be_dropped(tmp_path, se
     assert usage.exit_code == 2 and "give an alert ID, or --rule and/or --channel" in usage.output
 
 
-async def test_an_alert_other_rules_matched_too_is_kept_by_drop_rule(tmp_path, server, clock, hook):
+async def test_an_alert_other_rules_matched_too_is_kept_by_drop_rule(
+    tmp_path, server, clock, hook, database
+):
     both = Item("b1", "Kyiv and Moscow resume talks in Abu Dhabi")
     rules = [rule("talks", TALKS, "hook"), rule("abu-dhabi", '"abu dhabi"', "hook")]
-    config = configure(tmp_path, serve(server, [both]), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, [both]), {"hook": hook.url()}, rules, database=str(database)
+    )
     hook.down()
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -166,11 +176,13 @@ async def test_an_alert_other_rules_matched_too_is_kept_by_drop_rule(tmp_path, s
         assert await sent(monitor) == 1
 
 
-async def test_retry_all_dead_sends_them_again_with_fresh_attempts(tmp_path, server, clock, hook):
+async def test_retry_all_dead_sends_them_again_with_fresh_attempts(
+    tmp_path, server, clock, hook, database
+):
     items = [Item("a1", "Kyiv ceasefire talks resume"), Item("a2", "Kyiv talks stall")]
     config = configure(
         tmp_path, serve(server, items), {"hook": hook.url()}, [rule("talks", TALKS, "hook")],
-        max_attempts=2,
+        database=str(database), max_attempts=2,
     )  # fmt: skip
     hook.down()
     async with running(config, clock) as monitor:

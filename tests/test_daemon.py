@@ -292,8 +292,10 @@ def test_new_matching_item_alerts_once_and_health_shows_polls(
     assert status == 200 and json.loads(body)["status"] == "ok"
     status, metrics = get(f"http://127.0.0.1:{port}/metrics")
     lines = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line[:1] != "#")
-    assert float(lines['news_monitor_polls_total{outcome="new"}']) >= 3
-    assert float(lines['news_monitor_alerts_total{outcome="sent"}']) == 1
+    worker = daemon.wait_log(lambda e: e["event"] == "daemon started", 1)["worker"]
+    assert worker == f"{socket.gethostname()}:{daemon.proc.pid}"  # no NEWS_MONITOR_WORKER
+    assert float(lines[f'news_monitor_polls_total{{outcome="new",worker="{worker}"}}']) >= 3
+    assert float(lines[f'news_monitor_alerts_total{{outcome="sent",worker="{worker}"}}']) == 1
     assert daemon.stop() == 0
 
 

@@ -1,5 +1,6 @@
-"""Alert semantics end to end: a feed on 127.0.0.1 polled by `Monitor`, a real SQLite file,
-alerts drained to a real JSON webhook and a real SMTP server; assertions on what ARRIVED.
+"""Alert semantics end to end: a feed on 127.0.0.1 polled by `Monitor`, a real database
+(conftest's `database`: a SQLite file, then PostgreSQL), alerts drained to a real JSON webhook
+and a real SMTP server; assertions on what ARRIVED.
 
 Time is a controllable clock (`Clock`, tests/conftest.py) handed to the `Monitor`, so backoff,
 digests and quiet hours are driven by explicit instants, never by sleeps.
@@ -124,13 +125,14 @@ def titles(hook: WebhookReceiver) -> list[str]:
 
 
 async def test_each_match_arrives_once_as_webhook_json_and_as_email(
-    tmp_path, server, clock, hook, smtp
+    tmp_path, server, clock, hook, smtp, database
 ):
     config = configure(
         tmp_path,
         serve(server, ITEMS),
         {"hook": hook.url("/alerts"), "desk": smtp.url(to="desk@example.org")},
         [talks_rule("hook", "desk")],
+        database=str(database),
     )
     async with running(config, clock) as monitor:
         polled = await poll(monitor)
@@ -162,9 +164,13 @@ async def test_each_match_arrives_once_as_webhook_json_and_as_email(
         assert "**" not in mail.text and "<" not in mail.text and "\\" not in mail.text
 
 
-async def test_repoll_edit_restart_and_redrain_never_resend(tmp_path, server, clock, hook):
+async def test_repoll_edit_restart_and_redrain_never_resend(
+    tmp_path, server, clock, hook, database
+):
     url = serve(server, ITEMS)
-    config = configure(tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")])
+    config = configure(
+        tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")], database=str(database)
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         await drain(monitor)
@@ -204,9 +210,15 @@ async def test_repoll_edit_restart_and_redrain_never_resend(tmp_path, server, cl
 
 
 async def test_receiver_down_keeps_alerts_queued_then_each_arrives_once(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
-    config = configure(tmp_path, serve(server, ITEMS), {"hook": hook.url()}, [talks_rule("hook")])
+    config = configure(
+        tmp_path,
+        serve(server, ITEMS),
+        {"hook": hook.url()},
+        [talks_rule("hook")],
+        database=str(database),
+    )
     hook.down()
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -230,10 +242,16 @@ async def test_receiver_down_keeps_alerts_queued_then_each_arrives_once(
 
 
 async def test_failing_channel_retries_without_resending_to_the_working_one(
-    tmp_path, server, clock, hook, smtp
+    tmp_path, server, clock, hook, smtp, database
 ):
     channels = {"hook": hook.url(), "desk": smtp.url()}
-    config = configure(tmp_path, serve(server, ITEMS), channels, [talks_rule("hook", "desk")])
+    config = configure(
+        tmp_path,
+        serve(server, ITEMS),
+        channels,
+        [talks_rule("hook", "desk")],
+        database=str(database),
+    )
     hook.mode = "error"  # answers 500
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -253,10 +271,12 @@ async def test_failing_channel_retries_without_resending_to_the_working_one(
     assert sorted(m.subject for m in smtp.messages) == titles(hook)
 
 
-async def test_alert_is_dead_after_max_attempts_and_visible(tmp_path, server, clock, hook):
+async def test_alert_is_dead_after_max_attempts_and_visible(
+    tmp_path, server, clock, hook, database
+):
     config = configure(
         tmp_path, serve(server, ITEMS), {"hook": hook.url()}, [talks_rule("hook")],
-        max_attempts=3,
+        max_attempts=3, database=str(database),
     )  # fmt: skip
     hook.down()
     async with running(config, clock) as monitor:
@@ -277,8 +297,16 @@ async def test_alert_is_dead_after_max_attempts_and_visible(tmp_path, server, cl
     assert hook.posts == []
 
 
-async def test_expired_lease_of_a_killed_worker_is_sent_once(tmp_path, server, clock, hook):
-    config = configure(tmp_path, serve(server, ITEMS), {"hook": hook.url()}, [talks_rule("hook")])
+async def test_expired_lease_of_a_killed_worker_is_sent_once(
+    tmp_path, server, clock, hook, database
+):
+    config = configure(
+        tmp_path,
+        serve(server, ITEMS),
+        {"hook": hook.url()},
+        [talks_rule("hook")],
+        database=str(database),
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         # a worker claims every due row and dies before sending or recording anything
@@ -294,12 +322,12 @@ async def test_expired_lease_of_a_killed_worker_is_sent_once(tmp_path, server, c
 
 
 async def test_hung_channel_does_not_hold_the_others_past_the_drain_budget(
-    tmp_path, server, clock, hook, smtp
+    tmp_path, server, clock, hook, smtp, database
 ):
     items = distinct_items(5)
     config = configure(
         tmp_path, serve(server, items), {"hook": hook.url(), "desk": smtp.url()},
-        [talks_rule("hook", "desk")],
+        [talks_rule("hook", "desk")], database=str(database),
     )  # fmt: skip
     hook.mode = "hang"
     async with running(config, clock) as monitor:
@@ -328,11 +356,11 @@ async def test_hung_channel_does_not_hold_the_others_past_the_drain_budget(
 
 
 async def test_digest_collects_matches_into_one_message_at_the_scheduled_time(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     url = serve(server, ITEMS)
     rule = talks_rule("hook", name="morning", digest="0 8 * * *")
-    config = configure(tmp_path, url, {"hook": hook.url()}, [rule])
+    config = configure(tmp_path, url, {"hook": hook.url()}, [rule], database=str(database))
     async with running(config, clock) as monitor:
         await poll(monitor)
         clock.advance(hours=5)  # a later poll brings one more match
@@ -359,7 +387,7 @@ async def test_digest_collects_matches_into_one_message_at_the_scheduled_time(
 
 
 async def test_quiet_hours_hold_normal_alerts_and_let_urgent_ones_through(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     quiet = "22:00-07:00"
     rules = [
@@ -368,7 +396,9 @@ async def test_quiet_hours_hold_normal_alerts_and_let_urgent_ones_through(
          "urgent": True},
     ]  # fmt: skip
     items = [Item("q1", "Tregua più vicina"), Item("q2", "Ceasefire broken overnight")]
-    config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, items), {"hook": hook.url()}, rules, database=str(database)
+    )
     clock.set(datetime(2026, 2, 3, 22, 30, tzinfo=UTC))  # 23:30 in Rome
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -381,12 +411,14 @@ async def test_quiet_hours_hold_normal_alerts_and_let_urgent_ones_through(
     assert titles(hook) == ["[alarm] Ceasefire broken overnight", "[calm] Tregua più vicina"]
 
 
-async def test_a_retry_falling_into_quiet_hours_waits_for_their_end(tmp_path, server, clock, hook):
+async def test_a_retry_falling_into_quiet_hours_waits_for_their_end(
+    tmp_path, server, clock, hook, database
+):
     rules = [
         {"name": "calm", "query": "tregua", "channels": ["hook"], "quiet_hours": "22:00-07:00"}
     ]
     config = configure(tmp_path, serve(server, [Item("q1", "Tregua più vicina")]),
-                       {"hook": hook.url()}, rules)  # fmt: skip
+                       {"hook": hook.url()}, rules, database=str(database))  # fmt: skip
     clock.set(datetime(2026, 2, 3, 20, 59, 50, tzinfo=UTC))  # 21:59:50 in Rome
     hook.down()
     async with running(config, clock) as monitor:
@@ -402,10 +434,16 @@ async def test_a_retry_falling_into_quiet_hours_waits_for_their_end(tmp_path, se
 
 
 async def test_burst_is_rate_limited_per_channel_and_the_rest_goes_later(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     items = distinct_items(30)
-    config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, [talks_rule("hook")])
+    config = configure(
+        tmp_path,
+        serve(server, items),
+        {"hook": hook.url()},
+        [talks_rule("hook")],
+        database=str(database),
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         first = await drain(monitor)
@@ -420,13 +458,17 @@ async def test_burst_is_rate_limited_per_channel_and_the_rest_goes_later(
     assert all(r["status"] == "sent" and r["attempts"] == 1 for r in rows)
 
 
-async def test_a_digest_counts_as_one_message_against_the_rate_limit(tmp_path, server, clock, hook):
+async def test_a_digest_counts_as_one_message_against_the_rate_limit(
+    tmp_path, server, clock, hook, database
+):
     items = distinct_items(25)
     rules = [
         talks_rule("hook", name="morning", digest="0 8 * * *"),
         {"name": "abu-dhabi", "query": '"abu dhabi"', "channels": ["hook"]},
     ]
-    config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, items), {"hook": hook.url()}, rules, database=str(database)
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         clock.set(datetime(2026, 2, 4, 7, 0, tzinfo=UTC))
@@ -444,10 +486,12 @@ async def test_a_digest_counts_as_one_message_against_the_rate_limit(tmp_path, s
 # ----------------------------------------------------------------------------- content
 
 
-async def test_hostile_headline_arrives_neutralised_as_plain_text(tmp_path, server, clock, hook):
+async def test_hostile_headline_arrives_neutralised_as_plain_text(
+    tmp_path, server, clock, hook, database
+):
     hostile = "@everyone <script>alert(1)</script> Kyiv ceasefire [click](javascript:alert(2))"
     config = configure(tmp_path, serve(server, [Item("h1", hostile)]), {"hook": hook.url()},
-                       [talks_rule("hook")])  # fmt: skip
+                       [talks_rule("hook")], database=str(database))  # fmt: skip
     async with running(config, clock) as monitor:
         await poll(monitor)
         await drain(monitor)
@@ -461,19 +505,23 @@ async def test_hostile_headline_arrives_neutralised_as_plain_text(tmp_path, serv
 
 
 async def test_digest_of_a_rule_removed_by_reload_fails_visibly_and_the_drain_goes_on(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     delegations = Item("x1", "Delegations land in Abu Dhabi")
     rules = [
         talks_rule("hook", name="morning", digest="0 8 * * *"),
         {"name": "delegations", "query": "delegations", "channels": ["hook"]},
     ]
-    config = configure(tmp_path, serve(server, ITEMS), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, ITEMS), {"hook": hook.url()}, rules, database=str(database)
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)  # two digest rows wait for 08:00
         clock.set(datetime(2026, 2, 4, 7, 0, tzinfo=UTC))
         url = serve(server, [*ITEMS, delegations])
-        monitor.apply(configure(tmp_path, url, {"hook": hook.url()}, rules[1:]))
+        monitor.apply(
+            configure(tmp_path, url, {"hook": hook.url()}, rules[1:], database=str(database))
+        )
         await poll(monitor)  # an instant alert, due now, queued after them
         result = await drain(monitor)
         rows = outbox_rows(monitor)
@@ -485,21 +533,29 @@ async def test_digest_of_a_rule_removed_by_reload_fails_visibly_and_the_drain_go
 
 
 async def test_channel_missing_after_reload_is_retried_then_delivered(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     url = serve(server, ITEMS)
-    good = configure(tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")])
+    good = configure(
+        tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")], database=str(database)
+    )
     async with running(good, clock) as monitor:
         await poll(monitor)
         # a reload with the channel renamed by mistake, before the alerts went out
-        typo = configure(tmp_path, url, {"hokk": hook.url()}, [talks_rule("hokk")])
+        typo = configure(
+            tmp_path, url, {"hokk": hook.url()}, [talks_rule("hokk")], database=str(database)
+        )
         monitor.apply(typo)
         result = await drain(monitor)
         assert (result.sent, result.failed, result.dead) == (0, 2, 0)
         rows = outbox_rows(monitor)
         assert all(r["status"] == "pending" and "not configured" in r["last_error"] for r in rows)
 
-        monitor.apply(configure(tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")]))
+        monitor.apply(
+            configure(
+                tmp_path, url, {"hook": hook.url()}, [talks_rule("hook")], database=str(database)
+            )
+        )
         clock.advance(hours=1)  # past the first backoff
         result = await drain(monitor)
         assert result.sent == 2

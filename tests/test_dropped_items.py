@@ -1,14 +1,14 @@
 """Every feed item is kept as an article or counted as skipped, with the reason (issue 11, item 6).
 
 Feeds come from the loopback server; polls run the real pipeline (poll_source, the daemon's
-Monitor.poll) or the real CLI (`once`, `sources`, `test-rule`) as subprocesses on a real SQLite
-file. Before: an item whose only identifier was a `tag:` GUID vanished while `sources` said "ok,
-0 articles", and 50 items sharing one GUID became one article.
+Monitor.poll) or the real CLI (`once`, `sources`, `test-rule`) as subprocesses on a real
+database (conftest's `database`: a SQLite file, then PostgreSQL). Before: an item whose only
+identifier was a `tag:` GUID vanished while `sources` said "ok, 0 articles", and 50 items
+sharing one GUID became one article.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,8 @@ from monitor.models import PollResult, Rule, Source
 from monitor.rules.query import RuleSet
 from monitor.service.monitor import Monitor
 from monitor.service.pipeline import poll_source
-from monitor.store import SqliteStore
+from monitor.store import Store, open_store
+from tests.conftest import toml_database
 from tests.loopback import LoopbackServer, Reply
 
 NOW = datetime(2026, 2, 3, 9, 0, tzinfo=UTC)
@@ -68,10 +69,10 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def write_config(tmp_path: Path, url: str) -> Path:
+def write_config(tmp_path: Path, url: str, database: str | Path) -> Path:
     path = tmp_path / "monitor.toml"
     path.write_text(
-        f'[monitor]\ndatabase = "{tmp_path / "monitor.db"}"\ntimeout = "10s"\n\n'
+        f'[monitor]\ndatabase = {toml_database(database)}\ntimeout = "10s"\n\n'
         f'[[sources]]\nname = "wire"\nurl = "{url}"\n\n'
         f'[[rules]]\nname = "talks"\nquery = "{QUERY}"\nalert = "article"\n'
         "backfill = true\n",  # undated items on a first poll are backlog: alert them anyway
@@ -80,12 +81,12 @@ def write_config(tmp_path: Path, url: str) -> Path:
     return path
 
 
-def count(db: Path, sql: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(sql).fetchone()[0])
+def count(database: str | Path, sql: str) -> int:
+    with open_store(database) as store:
+        return int(store.db.execute(sql).fetchone()[0])  # type: ignore[attr-defined]
 
 
-async def poll(store: SqliteStore, source: Source, minutes: int = 0) -> PollResult:
+async def poll(store: Store, source: Source, minutes: int = 0) -> PollResult:
     async with Fetcher(timeout=5) as fetcher:
         return await poll_source(
             source,
@@ -97,21 +98,15 @@ async def poll(store: SqliteStore, source: Source, minutes: int = 0) -> PollResu
         )
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with SqliteStore(tmp_path / "monitor.db") as s:
-        yield s
-
-
 # --- an item with a GUID but no usable link -----------------------------------------------------
 
 
 @pytest.mark.parametrize("body", [TAG_RSS, TAG_ATOM], ids=["rss", "atom"])
 def test_item_with_only_a_tag_guid_is_stored_and_alerts_saying_it_has_no_link(
-    server: LoopbackServer, tmp_path: Path, body: bytes
+    server: LoopbackServer, tmp_path: Path, body: bytes, database: str | Path
 ) -> None:
     server.route("/wire", Reply(body=body, headers={"Content-Type": "application/xml"}))
-    write_config(tmp_path, server.url("/wire"))
+    write_config(tmp_path, server.url("/wire"), database)
     done = cli(tmp_path, "once")
     assert done.returncode == 0, done.stderr
     assert "1 new articles, 1 matches" in done.stderr
@@ -120,11 +115,11 @@ def test_item_with_only_a_tag_guid_is_stored_and_alerts_saying_it_has_no_link(
     assert "guid:" not in done.stdout  # the internal key never shows as if it were a link
     table = cli(tmp_path, "sources").stdout
     assert table.splitlines()[1].split()[:2] == ["wire", "ok"]
-    assert count(tmp_path / "monitor.db", "SELECT COUNT(*) FROM articles") == 1
+    assert count(database, "SELECT COUNT(*) FROM articles") == 1
 
 
 async def test_item_with_only_a_guid_is_one_article_across_polls(
-    server: LoopbackServer, store: SqliteStore
+    server: LoopbackServer, store: Store
 ) -> None:
     """The stored key is stable: the same GUID is the same article at every poll (never new, so
     never alerted, again), and a new GUID beside it is one new article."""
@@ -159,20 +154,20 @@ SHARED = rss(
 
 
 def test_fifty_items_sharing_one_guid_are_fifty_articles(
-    server: LoopbackServer, tmp_path: Path
+    server: LoopbackServer, tmp_path: Path, database: str | Path
 ) -> None:
     server.route("/wire", Reply(body=SHARED, headers={"Content-Type": "application/rss+xml"}))
-    write_config(tmp_path, server.url("/wire"))
+    write_config(tmp_path, server.url("/wire"), database)
     done = cli(tmp_path, "once")
     assert done.returncode == 0, done.stderr
     assert "50 new articles, 50 matches" in done.stderr
-    assert count(tmp_path / "monitor.db", "SELECT COUNT(*) FROM articles") == 50
+    assert count(database, "SELECT COUNT(*) FROM articles") == 50
     tried = cli(tmp_path, "test-rule", "talks", "--url", server.url("/wire"))
     assert "50 of 50 items match" in tried.stderr  # and the store agrees now
 
 
 async def test_items_sharing_a_guid_stay_distinct_at_the_next_poll(
-    server: LoopbackServer, store: SqliteStore
+    server: LoopbackServer, store: Store
 ) -> None:
     server.route("/wire", Reply(body=SHARED))
     source = Source("wire", server.url("/wire"))
@@ -188,7 +183,7 @@ async def test_items_sharing_a_guid_stay_distinct_at_the_next_poll(
 
 
 async def test_same_guid_and_title_under_two_links_is_one_article_and_one_duplicate(
-    server: LoopbackServer, store: SqliteStore
+    server: LoopbackServer, store: Store
 ) -> None:
     """Same GUID, same headline, two links (desktop and mobile): one article, not an edit war."""
     body = rss(
@@ -215,7 +210,7 @@ MESSY = rss(
 
 
 async def test_skipped_items_are_counted_per_poll_with_their_reason(
-    server: LoopbackServer, store: SqliteStore
+    server: LoopbackServer, store: Store
 ) -> None:
     server.route("/wire", Reply(body=MESSY))
     source = Source("wire", server.url("/wire"))
@@ -238,10 +233,10 @@ async def test_skipped_items_are_counted_per_poll_with_their_reason(
 
 
 def test_sources_shows_what_the_last_poll_skipped_and_why(
-    server: LoopbackServer, tmp_path: Path
+    server: LoopbackServer, tmp_path: Path, database: str | Path
 ) -> None:
     server.route("/wire", Reply(body=MESSY, headers={"Content-Type": "application/rss+xml"}))
-    write_config(tmp_path, server.url("/wire"))
+    write_config(tmp_path, server.url("/wire"), database)
     assert cli(tmp_path, "once").returncode == 0
     out = cli(tmp_path, "sources").stdout
     header, row = out.splitlines()[:2]
@@ -251,24 +246,25 @@ def test_sources_shows_what_the_last_poll_skipped_and_why(
 
 
 async def test_metrics_count_skipped_items_by_reason(
-    server: LoopbackServer, tmp_path: Path
+    server: LoopbackServer, tmp_path: Path, database: str | Path
 ) -> None:
     server.route("/wire", Reply(body=MESSY))
-    config = config_mod.load(write_config(tmp_path, server.url("/wire")))
+    config = config_mod.load(write_config(tmp_path, server.url("/wire"), database))
     monitor = Monitor(config)
     try:
         before = monitor.metrics.render().decode()
-        assert 'news_monitor_items_skipped_total{reason="duplicate"} 0.0' in before
+        worker = f'worker="{config.settings.worker}"'  # on every series (host:pid here)
+        assert f'news_monitor_items_skipped_total{{reason="duplicate",{worker}}} 0.0' in before
         await monitor.poll("wire")
         after = monitor.metrics.render().decode()
     finally:
         await monitor.close()
-    assert 'news_monitor_items_skipped_total{reason="duplicate"} 2.0' in after
-    assert 'news_monitor_items_skipped_total{reason="no_identifier"} 1.0' in after
+    assert f'news_monitor_items_skipped_total{{reason="duplicate",{worker}}} 2.0' in after
+    assert f'news_monitor_items_skipped_total{{reason="no_identifier",{worker}}} 1.0' in after
 
 
 async def test_items_without_a_link_do_not_use_up_the_full_text_fetches(
-    server: LoopbackServer, store: SqliteStore, corpus: Path
+    server: LoopbackServer, store: Store, corpus: Path
 ) -> None:
     """fetch_article fetches at most 10 pages a poll: link-less items have none to fetch, so they
     must not take those turns from the items that have one."""

@@ -155,8 +155,9 @@ def test_metrics_count_sources_serving_a_malformed_feed(
         return seen
 
     broken, fixed = asyncio.run(scrape())
-    assert "news_monitor_sources_malformed 1.0" in broken.splitlines()
-    assert "news_monitor_sources_malformed 0.0" in fixed.splitlines()
+    gauge = f'news_monitor_sources_malformed{{worker="{cfg.settings.worker}"}}'
+    assert f"{gauge} 1.0" in broken.splitlines()
+    assert f"{gauge} 0.0" in fixed.splitlines()
 
 
 def test_a_feed_malformed_past_failing_after_is_announced_down_then_recovered(

@@ -1,22 +1,19 @@
 """Unchanged items of a changed feed are skipped; anything edited in an item is still processed.
 
-Real loopback HTTP server and a real SQLite file; the skip itself is invisible to a user, so these
+Real loopback HTTP server and a real database (conftest's `store`: a SQLite file, then
+PostgreSQL); the skip itself is invisible to a user, so these
 tests hold what a user sees (new, edited, matched) across bodies that change in different ways.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
 from monitor.rules.query import RuleSet
 from monitor.service.pipeline import poll_source
-from monitor.store import SqliteStore
+from monitor.store import Store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 
@@ -39,18 +36,12 @@ class Feed:
         return Reply(200, self.body, {"Content-Type": "application/rss+xml"})
 
 
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
+def rows(store: Store, sql: str) -> list[tuple]:
+    """What `sql` reads in the store's database (committed rows)."""
+    return store.db.execute(sql).fetchall()  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with SqliteStore(tmp_path / "monitor.db") as s:
-        yield s
-
-
-async def poll(store: SqliteStore, source: Source, minutes: int):
+async def poll(store: Store, source: Source, minutes: int):
     async with Fetcher(timeout=5) as fetcher:
         return await poll_source(
             source,
@@ -61,7 +52,7 @@ async def poll(store: SqliteStore, source: Source, minutes: int):
         )
 
 
-def setup(server: LoopbackServer, store: SqliteStore, body: bytes) -> tuple[Feed, Source]:
+def setup(server: LoopbackServer, store: Store, body: bytes) -> tuple[Feed, Source]:
     feed = Feed(body)
     server.route("/feed.xml", feed)
     source = Source("wire", server.url("/feed.xml"), language="it")
@@ -69,9 +60,7 @@ def setup(server: LoopbackServer, store: SqliteStore, body: bytes) -> tuple[Feed
     return feed, source
 
 
-async def test_summary_edit_of_known_guid_is_processed_and_matched(
-    server: LoopbackServer, store, tmp_path
-):
+async def test_summary_edit_of_known_guid_is_processed_and_matched(server: LoopbackServer, store):
     feed, source = setup(server, store, rss(ITEMS))
     first = await poll(store, source, 0)
     assert (first.outcome, first.new, first.found) == ("new", 3, ())
@@ -82,11 +71,10 @@ async def test_summary_edit_of_known_guid_is_processed_and_matched(
     second = await poll(store, source, 5)
     assert (second.outcome, second.new, second.edited) == ("new", 0, 1)
     assert [(f.article.guid, f.match.rule) for f in second.found] == [("a2", "talks")]
-    db = tmp_path / "monitor.db"
-    assert rows(db, "SELECT summary, edits FROM articles WHERE guid = 'a2'") == [
+    assert rows(store, "SELECT summary, edits FROM articles WHERE guid = 'a2'") == [
         ("Nuovi colloqui sulla tregua", 1)
     ]
-    assert rows(db, "SELECT SUM(edits) FROM articles") == [(1,)]
+    assert rows(store, "SELECT SUM(edits) FROM articles") == [(1,)]
 
 
 async def test_changed_body_with_no_changed_item_is_unchanged(server: LoopbackServer, store):
@@ -102,9 +90,7 @@ async def test_changed_body_with_no_changed_item_is_unchanged(server: LoopbackSe
     assert [f.article.guid for f in third.found] == ["a4"]
 
 
-async def test_body_lxml_cannot_prescan_still_finds_new_and_edited(
-    server: LoopbackServer, store, tmp_path
-):
+async def test_body_lxml_cannot_prescan_still_finds_new_and_edited(server: LoopbackServer, store):
     broken = rss(ITEMS).replace(b"<description>test", b"<description>&nbsp;test")
     feed, source = setup(server, store, broken)
     assert (await poll(store, source, 0)).new == 3
@@ -114,7 +100,7 @@ async def test_body_lxml_cannot_prescan_still_finds_new_and_edited(
     )
     again = await poll(store, source, 5)
     assert (again.outcome, again.new, again.edited) == ("new", 1, 1)
-    assert rows(tmp_path / "monitor.db", "SELECT title FROM articles WHERE guid = 'a3'") == [
+    assert rows(store, "SELECT title FROM articles WHERE guid = 'a3'") == [
         ("Meteo, la neve arriva domani",)
     ]
 
@@ -128,20 +114,17 @@ async def test_repeated_guid_with_one_copy_edited_is_processed(server: LoopbackS
     assert again.outcome == "new" and again.edited == 1
 
 
-async def test_prune_keeps_item_hashes_while_the_feed_lists_them(
-    server: LoopbackServer, store, tmp_path
-):
+async def test_prune_keeps_item_hashes_while_the_feed_lists_them(server: LoopbackServer, store):
     feed, source = setup(server, store, rss(ITEMS))
     assert (await poll(store, source, 0)).new == 3
-    db = tmp_path / "monitor.db"
-    assert rows(db, "SELECT COUNT(*) FROM item_hashes WHERE source = 'wire'") == [(3,)]
+    assert rows(store, "SELECT COUNT(*) FROM item_hashes WHERE source = 'wire'") == [(3,)]
     store.prune(NOW + timedelta(days=30))
-    assert rows(db, "SELECT COUNT(*) FROM articles") == [(0,)]
-    assert rows(db, "SELECT COUNT(*) FROM item_hashes") == [(3,)]  # still listed: kept
+    assert rows(store, "SELECT COUNT(*) FROM articles") == [(0,)]
+    assert rows(store, "SELECT COUNT(*) FROM item_hashes") == [(3,)]  # still listed: kept
     feed.body = rss(ITEMS, title="Renamed channel")
     back = await poll(store, source, 60 * 24 * 31)  # still in the feed: not new again
     assert (back.outcome, back.new) == ("unchanged", 0)
     feed.body = rss(ITEMS[:1], title="Renamed channel")  # two items leave the feed
     await poll(store, source, 60 * 24 * 32)
     store.prune(NOW + timedelta(days=60))
-    assert rows(db, "SELECT item_key FROM item_hashes") == [(ITEMS[0].guid,)]
+    assert rows(store, "SELECT item_key FROM item_hashes") == [(ITEMS[0].guid,)]

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from monitor.cli.commands import cli
-from tests.conftest import T0, Clock
+from tests.conftest import T0, Clock, toml_database
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
 
@@ -50,10 +50,18 @@ def feed(items: list[tuple[str, str, datetime | None]]) -> bytes:
 
 
 class City:
-    """One feed, one config, one database; `once` and the other commands run through the CLI."""
+    """One feed, one config, one database (conftest's `database`: either backend; a SQLite
+    file in `tmp_path` if none); `once` and the other commands run through the CLI."""
 
-    def __init__(self, tmp_path: Path, server: LoopbackServer, hook: WebhookReceiver) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        server: LoopbackServer,
+        hook: WebhookReceiver,
+        database: str | Path | None = None,
+    ) -> None:
         self.tmp_path, self.server, self.hook = tmp_path, server, hook
+        self.database = database or tmp_path / "monitor.db"
         self.config = tmp_path / "monitor.toml"
 
     def serve(self, items: list[tuple[str, str, datetime | None]]) -> None:
@@ -63,7 +71,7 @@ class City:
         if rules is None:
             rules = rule("city", "kyiv")
         self.config.write_text(
-            f'[monitor]\ndatabase = "{self.tmp_path / "monitor.db"}"\n{monitor}\n'
+            f"[monitor]\ndatabase = {toml_database(self.database)}\n{monitor}\n"
             f'[channels]\nhook = "{self.hook.url()}"\nother = "{self.hook.url("/other")}"\n'
             f'[[sources]]\nname = "kyiv"\nurl = "{self.server.url("/kyiv.xml")}"\n{source}\n'
             f"{rules}",
@@ -97,8 +105,8 @@ LATER = [
 ]
 
 
-def test_first_poll_sends_only_the_fresh_item_and_stores_all(tmp_path, server, hook):
-    city, clock = City(tmp_path, server, hook), Clock()
+def test_first_poll_sends_only_the_fresh_item_and_stores_all(tmp_path, server, hook, database):
+    city, clock = City(tmp_path, server, hook, database), Clock()
     city.serve(FIRST)
     city.write()
     first = city.run(clock, "once")
@@ -139,9 +147,9 @@ def test_first_poll_sends_only_the_fresh_item_and_stores_all(tmp_path, server, h
     ),  # fmt: skip
 )
 def test_max_age_is_the_rules_else_the_sources_else_monitors(
-    tmp_path, server, hook, monitor, source, extra, alerted
+    tmp_path, server, hook, database, monitor, source, extra, alerted
 ):
-    city, clock = City(tmp_path, server, hook), Clock()
+    city, clock = City(tmp_path, server, hook, database), Clock()
     city.serve(FIRST)
     city.write(monitor=monitor, source=source, rules=rule("city", "kyiv", extra))
     city.run(clock, "once")
@@ -149,9 +157,9 @@ def test_max_age_is_the_rules_else_the_sources_else_monitors(
     assert len(city.sent()) == len(alerted)
 
 
-def test_each_rule_judges_age_by_its_own_max_age(tmp_path, server, hook):
+def test_each_rule_judges_age_by_its_own_max_age(tmp_path, server, hook, database):
     """Two rules on one poll: the same 2022 item is too old for one and news for the other."""
-    city, clock = City(tmp_path, server, hook), Clock()
+    city, clock = City(tmp_path, server, hook, database), Clock()
     city.serve(FIRST)
     rules = rule("recent", "kyiv") + rule("archive", "kyiv", 'max_age = "1500d"', "other")
     city.write(rules=rules)
@@ -160,11 +168,11 @@ def test_each_rule_judges_age_by_its_own_max_age(tmp_path, server, hook):
     assert headlines(city.sent("/other")) == {FRESH[1], BACKLOG[1][1], BACKLOG[2][1]}
 
 
-def test_an_old_report_held_back_does_not_open_its_storys_alert(tmp_path, server, hook):
+def test_an_old_report_held_back_does_not_open_its_storys_alert(tmp_path, server, hook, database):
     """An old report of a story is held; the story's first fresh report still alerts, as the
     story's opening: had the held one been recorded as the story's alert, the fresh one would
     be a follow-up inside the cooldown, and say nothing."""
-    city, clock = City(tmp_path, server, hook), Clock()
+    city, clock = City(tmp_path, server, hook, database), Clock()
     old = ("bridge-old", "Kyiv floods damage the Paton bridge; engineers inspect it",
            T0 - timedelta(days=3))  # fmt: skip
     city.serve([old])
@@ -223,12 +231,12 @@ def test_the_documented_default_is_the_loaders():
     assert json.dumps(MonitorTable.model_fields["max_age"].default) == "172800.0"
 
 
-async def test_held_matches_are_counted_in_the_metrics_by_reason(tmp_path, server, hook):
+async def test_held_matches_are_counted_in_the_metrics_by_reason(tmp_path, server, hook, database):
     """/metrics shows what was held and why, so a quiet channel is explained, not a mystery."""
     from monitor.config.loader import load
     from monitor.service.monitor import Monitor
 
-    city, clock = City(tmp_path, server, hook), Clock()
+    city, clock = City(tmp_path, server, hook, database), Clock()
     city.serve(FIRST)
     city.write()
     monitor = Monitor(load(city.config), clock=clock)
@@ -236,7 +244,7 @@ async def test_held_matches_are_counted_in_the_metrics_by_reason(tmp_path, serve
         await monitor.poll_everything()
     finally:
         await monitor.close()
-    page = monitor.metrics.render().decode()
-    assert 'news_monitor_matches_held_total{reason="old"} 3.0' in page
-    assert 'news_monitor_matches_held_total{reason="backlog"} 1.0' in page
-    assert 'news_monitor_matches_held_total{reason="muted"} 0.0' in page
+    page, worker = monitor.metrics.render().decode(), monitor.metrics.worker
+    assert f'news_monitor_matches_held_total{{reason="old",worker="{worker}"}} 3.0' in page
+    assert f'news_monitor_matches_held_total{{reason="backlog",worker="{worker}"}} 1.0' in page
+    assert f'news_monitor_matches_held_total{{reason="muted",worker="{worker}"}} 0.0' in page

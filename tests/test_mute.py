@@ -50,8 +50,9 @@ def poll(city: City, clock: Clock, n: int) -> str:
 
 
 @pytest.fixture
-def city(tmp_path, server, hook) -> City:
-    city = City(tmp_path, server, hook)
+def city(tmp_path, server, hook, database) -> City:
+    """One feed and config on `database` (conftest: once per backend)."""
+    city = City(tmp_path, server, hook, database)
     city.write(monitor=ROME)
     return city
 

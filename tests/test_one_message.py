@@ -1,6 +1,7 @@
 """One message per article and channel (issue 14, item 3), end to end: a feed on 127.0.0.1
-polled by `Monitor`, a real SQLite file, alerts drained to real JSON webhooks; assertions on
-what ARRIVED, and on what `news-monitor alerts` lists.
+polled by `Monitor`, a real database (conftest's `database`: a SQLite file, then PostgreSQL),
+alerts drained to real JSON webhooks; assertions on what ARRIVED, and on what
+`news-monitor alerts` lists.
 
 Two rules matching one article send one message per channel, naming both rules and their
 terms. When the rules disagree on timing, the message goes at the earliest time either allows
@@ -54,11 +55,11 @@ def cli_alerts(tmp_path, clock: Clock, *args: str) -> str:
 
 
 async def test_two_rules_one_article_one_channel_send_one_message_naming_both(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     rules = [rule("talks", TALKS, "hook"), rule("abu-dhabi", ABU_DHABI, "hook")]
     feed = serve(server, [BOTH, TALKS_ONLY, ABU_ONLY, UNRELATED])
-    config = configure(tmp_path, feed, {"hook": hook.url()}, rules)
+    config = configure(tmp_path, feed, {"hook": hook.url()}, rules, database=str(database))
     async with running(config, clock) as monitor:
         assert len((await poll(monitor)).found) == 4  # four matches ...
         assert await sent(monitor) == 3  # ... three articles, three messages
@@ -80,11 +81,15 @@ async def test_two_rules_one_article_one_channel_send_one_message_naming_both(
 
 
 async def test_two_channels_get_one_message_each_naming_the_rules_sent_there(
-    tmp_path, server, clock, hook, desk
+    tmp_path, server, clock, hook, desk, database
 ):
     rules = [rule("talks", TALKS, "hook", "desk"), rule("abu-dhabi", ABU_DHABI, "hook")]
     config = configure(
-        tmp_path, serve(server, [BOTH]), {"hook": hook.url(), "desk": desk.url()}, rules
+        tmp_path,
+        serve(server, [BOTH]),
+        {"hook": hook.url(), "desk": desk.url()},
+        rules,
+        database=str(database),
     )
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -94,12 +99,16 @@ async def test_two_channels_get_one_message_each_naming_the_rules_sent_there(
     assert "abu-dhabi" not in desk.posts[0].payload["message"]
 
 
-async def test_a_rule_matching_later_does_not_send_the_article_again(tmp_path, server, clock, hook):
+async def test_a_rule_matching_later_does_not_send_the_article_again(
+    tmp_path, server, clock, hook, database
+):
     """An edit makes a second rule match an article already sent on the channel: nothing
     more goes there (the match is recorded all the same)."""
     rules = [rule("talks", TALKS, "hook"), rule("abu-dhabi", ABU_DHABI, "hook")]
     before = Item("e1", "Kyiv ceasefire talks resume")
-    config = configure(tmp_path, serve(server, [before]), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, [before]), {"hook": hook.url()}, rules, database=str(database)
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         assert await sent(monitor) == 1
@@ -113,7 +122,7 @@ async def test_a_rule_matching_later_does_not_send_the_article_again(tmp_path, s
 
 
 async def test_an_immediate_rule_sends_at_once_and_the_digest_counts_the_article_once(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     """`morning` (a digest at 08:00) and `talks` (immediate) both match BOTH; `morning` also
     matches ABU_ONLY. BOTH goes at once naming both rules; the digest lists ABU_ONLY alone."""
@@ -121,7 +130,13 @@ async def test_an_immediate_rule_sends_at_once_and_the_digest_counts_the_article
         rule("morning", ABU_DHABI, "hook", digest="0 8 * * *"),
         rule("talks", TALKS, "hook"),
     ]
-    config = configure(tmp_path, serve(server, [BOTH, ABU_ONLY]), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path,
+        serve(server, [BOTH, ABU_ONLY]),
+        {"hook": hook.url()},
+        rules,
+        database=str(database),
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         assert await sent(monitor) == 1
@@ -134,7 +149,9 @@ async def test_an_immediate_rule_sends_at_once_and_the_digest_counts_the_article
     assert "resume talks" not in digest["message"]
 
 
-async def test_two_digests_on_one_channel_list_a_shared_article_once(tmp_path, server, clock, hook):
+async def test_two_digests_on_one_channel_list_a_shared_article_once(
+    tmp_path, server, clock, hook, database
+):
     """Both digest rules match BOTH: it is listed once, in the earlier digest, under both
     rules' terms; the later digest has only what it alone matched."""
     rules = [
@@ -142,7 +159,9 @@ async def test_two_digests_on_one_channel_list_a_shared_article_once(tmp_path, s
         rule("evening", TALKS, "hook", digest="0 18 * * *"),
     ]
     items = [BOTH, ABU_ONLY, TALKS_ONLY]
-    config = configure(tmp_path, serve(server, items), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, items), {"hook": hook.url()}, rules, database=str(database)
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)  # at 11:00 in Rome: the evening digest comes first
         assert await sent(monitor) == 0
@@ -162,7 +181,7 @@ async def test_two_digests_on_one_channel_list_a_shared_article_once(tmp_path, s
 
 
 async def test_an_urgent_rule_takes_the_article_through_the_other_rules_quiet_hours(
-    tmp_path, server, clock, hook
+    tmp_path, server, clock, hook, database
 ):
     rules = [
         rule("calm", ABU_DHABI, "hook", quiet_hours="22:00-07:00"),
@@ -170,7 +189,13 @@ async def test_an_urgent_rule_takes_the_article_through_the_other_rules_quiet_ho
         rule("late", '"trade fair"', "hook", quiet_hours="22:00-07:00"),
         rule("early", "fair", "hook", quiet_hours="22:00-06:00"),
     ]
-    config = configure(tmp_path, serve(server, [BOTH, ABU_ONLY]), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path,
+        serve(server, [BOTH, ABU_ONLY]),
+        {"hook": hook.url()},
+        rules,
+        database=str(database),
+    )
     clock.set(datetime(2026, 2, 3, 22, 30, tzinfo=UTC))  # 23:30 in Rome
     async with running(config, clock) as monitor:
         await poll(monitor)
@@ -184,7 +209,7 @@ async def test_an_urgent_rule_takes_the_article_through_the_other_rules_quiet_ho
 
 
 async def test_two_story_rules_send_one_opening_and_one_follow_up(
-    corpus, tmp_path, server, clock, hook
+    corpus, tmp_path, server, clock, hook, database
 ):
     """Story alerts too: one message per new development per channel."""
     seed = seed_item(corpus)
@@ -200,7 +225,9 @@ async def test_two_story_rules_send_one_opening_and_one_follow_up(
         {"name": "ukraine", "query": "ucraina OR ukraine OR kiev OR kyiv", "channels": ["hook"]},
         {"name": "guarantees", "query": "garanzie OR guarantees", "channels": ["hook"]},
     ]
-    config = configure(tmp_path, serve(server, [seed]), {"hook": hook.url()}, rules)
+    config = configure(
+        tmp_path, serve(server, [seed]), {"hook": hook.url()}, rules, database=str(database)
+    )
     async with running(config, clock) as monitor:
         await poll(monitor)
         assert await sent(monitor) == 1
@@ -221,9 +248,9 @@ async def test_two_story_rules_send_one_opening_and_one_follow_up(
     assert " 2 alerts " in listing.output  # what arrived: two messages, not one per rule
 
 
-async def test_no_channel_prints_one_alert_per_article(tmp_path, server, clock, capsys):
+async def test_no_channel_prints_one_alert_per_article(tmp_path, server, clock, capsys, database):
     rules = [rule("talks", TALKS), rule("abu-dhabi", ABU_DHABI)]
-    config = configure(tmp_path, serve(server, [BOTH]), {}, rules)
+    config = configure(tmp_path, serve(server, [BOTH]), {}, rules, database=str(database))
     async with running(config, clock) as monitor:
         await poll(monitor)
         assert (await drain(monitor)).sent == 1

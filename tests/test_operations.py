@@ -256,16 +256,17 @@ async def test_metrics_label_each_configured_source_and_drop_one_that_leaves(
     try:
         await monitor.poll_everything()
         seen = await asyncio.to_thread(metrics, endpoint.port)
-        assert seen['news_monitor_source_polls_total{source="città"}'] == 1
-        assert seen['news_monitor_source_new_articles_total{source="città"}'] == 2
-        assert seen['news_monitor_source_errors_total{source="città"}'] == 0
-        assert seen['news_monitor_source_fetch_seconds_count{source="città"}'] == 1
+        worker = f'worker="{monitor.metrics.worker}"'  # on every series: host:pid here
+        assert seen[f'news_monitor_source_polls_total{{source="città",{worker}}}'] == 1
+        assert seen[f'news_monitor_source_new_articles_total{{source="città",{worker}}}'] == 2
+        assert seen[f'news_monitor_source_errors_total{{source="città",{worker}}}'] == 0
+        assert seen[f'news_monitor_source_fetch_seconds_count{{source="città",{worker}}}'] == 1
         assert not [k for k in seen if "spenta" in k]  # disabled: never polled, no series
         monitor.apply(load(write(tmp_path, text.replace("città", "東京"))))
         seen = await asyncio.to_thread(metrics, endpoint.port)
-        assert seen['news_monitor_source_polls_total{source="東京"}'] == 0
+        assert seen[f'news_monitor_source_polls_total{{source="東京",{worker}}}'] == 0
         assert not [k for k in seen if "città" in k]
-        assert seen['news_monitor_polls_total{outcome="new"}'] == 1  # the totals keep it
+        assert seen[f'news_monitor_polls_total{{outcome="new",{worker}}}'] == 1  # totals keep it
     finally:
         await endpoint.stop()
         await monitor.close()
@@ -286,7 +287,8 @@ async def test_without_a_metrics_endpoint_no_per_source_series_are_kept(
         await monitor.close()
     page = monitor.metrics.render().decode()
     assert 'source="città"' not in page
-    assert 'news_monitor_polls_total{outcome="new"} 1.0' in page  # the totals are kept
+    totals = f'news_monitor_polls_total{{outcome="new",worker="{monitor.metrics.worker}"}}'
+    assert f"{totals} 1.0" in page  # the totals are kept
 
 
 async def _ok() -> dict[str, bool | str]:
@@ -298,6 +300,7 @@ def test_daemon_with_a_unicode_source_logs_cycles_alerts_and_labels_its_metrics(
     tmp_path: Path, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWS_MONITOR_HEALTH_HOST", "0.0.0.0")  # the Docker image's setting
+    monkeypatch.setenv("NEWS_MONITOR_WORKER", "desk-1")  # every series carries it
     with WebhookReceiver() as hook:
         feed = Feed(server, "/live")
         feed.add("Meteo: sole su Roma")
@@ -322,18 +325,18 @@ def test_daemon_with_a_unicode_source_logs_cycles_alerts_and_labels_its_metrics(
             daemon.wait_log(lambda e: e["event"] == "poll cycle" and e["alerts_queued"] >= 1, 15)
             assert not daemon.count(lambda e: e["event"] == "polled")  # debug only
 
-            seen = metrics(port)
-            assert seen['news_monitor_source_polls_total{source="città"}'] >= 2
-            assert seen['news_monitor_source_new_articles_total{source="città"}'] == 2
-            assert seen['news_monitor_source_errors_total{source="città"}'] == 0
-            assert seen['news_monitor_source_fetch_seconds_count{source="città"}'] >= 2
+            seen, labels = metrics(port), '{source="città",worker="desk-1"}'
+            assert seen[f"news_monitor_source_polls_total{labels}"] >= 2
+            assert seen[f"news_monitor_source_new_articles_total{labels}"] == 2
+            assert seen[f"news_monitor_source_errors_total{labels}"] == 0
+            assert seen[f"news_monitor_source_fetch_seconds_count{labels}"] >= 2
 
             # a reload: the source renamed, debug lines on
             daemon.write(daemon_config(hook.url(), feed.url, "東京", port, 'log_level = "debug"'))
             daemon.wait_log(lambda e: e["event"] == "log settings changed", 10)
             daemon.wait_log(lambda e: e["event"] == "polled" and e["source"] == "東京", 10)
             seen = metrics(port)
-            assert 'news_monitor_source_polls_total{source="東京"}' in seen
+            assert 'news_monitor_source_polls_total{source="東京",worker="desk-1"}' in seen
             assert not [k for k in seen if 'source="città"' in k]  # its series left with it
             assert daemon.stop() == 0
         finally:

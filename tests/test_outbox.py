@@ -1,8 +1,10 @@
-"""The outbox on a real SQLite file: unique keys, leases, attempts, and claims from two processes.
+"""The outbox on either backend (a real SQLite file, a real PostgreSQL database): unique keys,
+leases, attempts, and claims from two processes.
 
 The lease is what makes a crash harmless: a worker killed mid-send leaves its rows leased, and
-they go out again once the lease expires. Claims run in `BEGIN IMMEDIATE` with a busy timeout,
-so two processes claiming at once wait for each other instead of failing or sharing a row.
+they go out again once the lease expires. Claims run in `BEGIN IMMEDIATE` with a busy timeout
+(SQLite) or under the write lock (PostgreSQL), so two processes claiming at once wait for each
+other instead of failing or sharing a row.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from monitor.alerts.plan import plan_alerts
 from monitor.delivery.drain import LEASE
 from monitor.models import Alert, Article, Delivery, Match, Message, Rule
-from monitor.store import SqliteStore
+from monitor.store import Store, open_store
 from monitor.store.times import from_ts
 
 T0 = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
@@ -53,12 +54,12 @@ def alert(n: int, *, channel: str = "chat", digest: bool = False, rule: str = "r
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "monitor.db") as store:
-        yield store
+def outbox(store: Store) -> Store:
+    """The store of `database` (conftest: once per backend), as the outbox tests call it."""
+    return store
 
 
-def next_due(store: SqliteStore) -> datetime | None:
+def next_due(store: Store) -> datetime | None:
     """When the next pending alert is due (read here: the monitor itself never asks)."""
     row = store.db.execute("SELECT MIN(due_at) FROM outbox WHERE status = 'pending'").fetchone()
     return from_ts(row[0])
@@ -161,11 +162,11 @@ def test_rate_limit_history_counts_a_digest_as_one_message(outbox):
 ROWS = 600
 
 
-def _claimer(db: str, start: multiprocessing.synchronize.Barrier, out: str) -> None:
+def _claimer(db: str | Path, start: multiprocessing.synchronize.Barrier, out: str) -> None:
     """A worker process: claim small batches as fast as it can, mark them sent, report ids."""
     claimed: list[int] = []
     errors: list[str] = []
-    with SqliteStore(db) as outbox:
+    with open_store(db) as outbox:
         start.wait(30)
         while True:
             try:
@@ -183,14 +184,12 @@ def _claimer(db: str, start: multiprocessing.synchronize.Barrier, out: str) -> N
     Path(out).write_text(json.dumps({"claimed": claimed, "errors": errors}))
 
 
-def test_two_processes_claiming_at_once_never_share_a_row_and_never_fail(tmp_path):
-    db = tmp_path / "monitor.db"
-    with SqliteStore(db) as store:
-        store.add_alerts([alert(n) for n in range(ROWS)], T0)
+def test_two_processes_claiming_at_once_never_share_a_row_and_never_fail(store, database, tmp_path):
+    store.add_alerts([alert(n) for n in range(ROWS)], T0)
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(2)
     outs = [tmp_path / f"worker{i}.json" for i in range(2)]
-    workers = [ctx.Process(target=_claimer, args=(str(db), start, str(o))) for o in outs]
+    workers = [ctx.Process(target=_claimer, args=(database, start, str(o))) for o in outs]
     for w in workers:
         w.start()
     for w in workers:
@@ -203,6 +202,5 @@ def test_two_processes_claiming_at_once_never_share_a_row_and_never_fail(tmp_pat
     assert a and b, "both workers should have claimed rows"
     assert not set(a) & set(b)
     assert len(a) + len(b) == ROWS and len(set(a) | set(b)) == ROWS
-    with SqliteStore(db) as store:
-        rows = store.db.execute("SELECT status, attempts, COUNT(*) FROM outbox GROUP BY 1, 2")
-        assert rows.fetchall() == [("sent", 1, ROWS)]
+    rows = store.db.execute("SELECT status, attempts, COUNT(*) FROM outbox GROUP BY 1, 2")
+    assert rows.fetchall() == [("sent", 1, ROWS)]

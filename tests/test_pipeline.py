@@ -1,18 +1,16 @@
-"""poll_source end to end: a real feed on 127.0.0.1, a real SQLite file, real rules."""
+"""poll_source end to end: a real feed on 127.0.0.1, a real database (conftest's `store`: a
+SQLite file, then PostgreSQL), real rules."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from monitor.ingest.fetch import Fetcher
 from monitor.models import Source
 from monitor.rules.query import RuleSet
 from monitor.service.pipeline import poll_source
-from monitor.store import SqliteStore
+from monitor.store import Store, open_store
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 
@@ -45,41 +43,32 @@ class FeedWithEtag:
         return Reply(200, self.body, {"Content-Type": "application/rss+xml", "ETag": self.etag})
 
 
-def rows(db_path: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute(sql).fetchall()
+def rows(store: Store, sql: str) -> list[tuple]:
+    """What `sql` reads in the store's database, as another reader sees it (committed rows)."""
+    return store.db.execute(sql).fetchall()  # type: ignore[attr-defined]
 
 
-async def poll(store: SqliteStore, source: Source, rules: RuleSet, now: datetime = NOW):
+async def poll(store: Store, source: Source, rules: RuleSet, now: datetime = NOW):
     async with Fetcher(timeout=5) as fetcher:
         return await poll_source(source, fetcher=fetcher, store=store, rules=rules, now=now)
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    with SqliteStore(tmp_path / "monitor.db") as s:
-        yield s
-
-
-async def test_repoll_new_item_and_edited_title_give_exact_rows(
-    server: LoopbackServer, store, tmp_path
-):
+async def test_repoll_new_item_and_edited_title_give_exact_rows(server: LoopbackServer, store):
     feed = FeedWithEtag(ITEMS)
     server.route("/esteri.xml", feed)
     source = Source("corriere-esteri", server.url("/esteri.xml"), language="it")
     store.sync_sources([source], NOW)
     rules = RuleSet([("talks", TALKS)])
-    db = tmp_path / "monitor.db"
 
     first = await poll(store, source, rules)
     assert (first.outcome, first.new) == ("new", 3)
     assert sorted(f.article.title for f in first.found) == [ITEMS[0].title, ITEMS[2].title]
-    assert rows(db, "SELECT COUNT(*) FROM articles") == [(3,)]
+    assert rows(store, "SELECT COUNT(*) FROM articles") == [(3,)]
 
     second = await poll(store, source, rules, NOW + timedelta(minutes=5))
     assert second.outcome == "not_modified"
     assert server.hits("/esteri.xml")[-1].headers.get("If-None-Match") == feed.etag
-    assert rows(db, "SELECT COUNT(*) FROM articles") == [(3,)]
+    assert rows(store, "SELECT COUNT(*) FROM articles") == [(3,)]
 
     feed.set([*ITEMS, Item("a4", "Tregua energetica violata, Kiev accusa Mosca")])
     third = await poll(store, source, rules, NOW + timedelta(minutes=10))
@@ -87,23 +76,21 @@ async def test_repoll_new_item_and_edited_title_give_exact_rows(
     assert [f.article.title for f in third.found] == [
         "Tregua energetica violata, Kiev accusa Mosca"
     ]
-    assert rows(db, "SELECT COUNT(*) FROM articles") == [(4,)]
+    assert rows(store, "SELECT COUNT(*) FROM articles") == [(4,)]
 
     edited = [Item("a1", "Garanzie di sicurezza per Kiev: risposta in tre fasi"), *ITEMS[1:]]
     feed.set([*edited, Item("a4", "Tregua energetica violata, Kiev accusa Mosca")])
     fourth = await poll(store, source, rules, NOW + timedelta(minutes=15))
     assert (fourth.outcome, fourth.new, fourth.edited) == ("new", 0, 1)
     assert fourth.found == ()  # same article, same rule: not a new match
-    assert rows(db, "SELECT COUNT(*) FROM articles") == [(4,)]
-    assert rows(db, "SELECT title, edits FROM articles WHERE guid = 'a1'") == [
+    assert rows(store, "SELECT COUNT(*) FROM articles") == [(4,)]
+    assert rows(store, "SELECT title, edits FROM articles WHERE guid = 'a1'") == [
         ("Garanzie di sicurezza per Kiev: risposta in tre fasi", 1)
     ]
-    assert rows(db, "SELECT COUNT(*) FROM matches") == [(3,)]
+    assert rows(store, "SELECT COUNT(*) FROM matches") == [(3,)]
 
 
-async def test_same_item_in_two_feeds_of_one_outlet_is_one_row(
-    server: LoopbackServer, store, tmp_path
-):
+async def test_same_item_in_two_feeds_of_one_outlet_is_one_row(server: LoopbackServer, store):
     shared = Item(
         "x1", "Zelensky: colloqui con Mosca", link="https://www.corriere.it/esteri/x1.shtml"
     )
@@ -123,17 +110,17 @@ async def test_same_item_in_two_feeds_of_one_outlet_is_one_row(
     await poll(store, esteri, rules)
     again = await poll(store, home, rules)
     assert again.new == 0 and again.found == ()
-    assert rows(tmp_path / "monitor.db", "SELECT COUNT(*) FROM articles") == [(2,)]
+    assert rows(store, "SELECT COUNT(*) FROM articles") == [(2,)]
 
 
-async def test_restart_keeps_articles_and_state(server: LoopbackServer, tmp_path):
+async def test_restart_keeps_articles_and_state(server: LoopbackServer, database: str | Path):
     server.route("/feed", FeedWithEtag(ITEMS))
     source = Source("feed", server.url("/feed"))
     rules = RuleSet([("talks", TALKS)])
-    with SqliteStore(tmp_path / "m.db") as store:
+    with open_store(database) as store:
         store.sync_sources([source], NOW)
         assert (await poll(store, source, rules)).new == 3
-    with SqliteStore(tmp_path / "m.db") as store:  # a new process opening the same file
+    with open_store(database) as store:  # a new process opening the same database
         result = await poll(store, source, rules, NOW + timedelta(minutes=5))
         assert result.outcome == "not_modified" and result.found == ()
         assert store.count_articles() == 3

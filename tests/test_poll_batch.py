@@ -1,11 +1,12 @@
 """One poll's transaction, batched (store/batch.py): the items of one poll still see each other
-as if each were saved alone, in order, and a poll runs a few statements, not several per item."""
+as if each were saved alone, in order, and a poll runs a few statements, not several per item.
+On either backend (the `store` fixture), but for the SQLite file's own migration."""
 
 from __future__ import annotations
 
 import sqlite3
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import sqlite_utils
 
 from monitor.models import Article, Candidate, GoodPoll, Match, Source
 from monitor.service import pipeline
-from monitor.store import SqliteStore
+from monitor.store import SqliteStore, Store
 from monitor.store.schema import MIGRATIONS
 from monitor.stories import copies
 from monitor.stories.lexicon import default_lexicon
@@ -40,13 +41,13 @@ def poll(source: str, at: datetime = NOW) -> GoodPoll:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "monitor.db") as store:
-        store.sync_sources([Source(s, f"http://{s}/") for s in ("wire", "paper")], NOW)
-        yield store
+def store(store: Store) -> Store:
+    """conftest's store (once per backend), with this module's two sources."""
+    store.sync_sources([Source(s, f"http://{s}/") for s in ("wire", "paper")], NOW)
+    return store
 
 
-def test_an_item_sees_the_items_before_it_in_the_same_poll(store: SqliteStore) -> None:
+def test_an_item_sees_the_items_before_it_in_the_same_poll(store: Store) -> None:
     first = article("wire", 1, "Talks resume", guid="tag:wire,1")
     same_text = article("wire", 2, "Talks resume")  # the first one's fingerprint: a copy
     again = article("wire", 1, "Talks resume again", fingerprint="fp-again")  # its URL: an edit
@@ -59,7 +60,7 @@ def test_an_item_sees_the_items_before_it_in_the_same_poll(store: SqliteStore) -
     assert store.article(1).title == "Talks resume, day two"  # type: ignore[union-attr]
 
 
-def test_an_edit_moves_the_fingerprint_for_later_items(store: SqliteStore) -> None:
+def test_an_edit_moves_the_fingerprint_for_later_items(store: Store) -> None:
     store.save_poll(poll("wire"), [Candidate(article("wire", 1, "Talks resume"))])
     edited = article("wire", 1, "Talks resume", fingerprint="fp-new")
     old_text = article("paper", 7, "Talks resume")  # the fingerprint article 1 just gave up
@@ -71,7 +72,7 @@ def test_an_edit_moves_the_fingerprint_for_later_items(store: SqliteStore) -> No
     assert saved.copies == ((new_text.url, 1),)
 
 
-def test_a_matched_item_is_compared_with_the_sketches_of_the_same_poll(store: SqliteStore) -> None:
+def test_a_matched_item_is_compared_with_the_sketches_of_the_same_poll(store: Store) -> None:
     lexicon = default_lexicon()
     match = (Match("talks", ("abu dhabi",)),)
     original = pipeline.candidate(article("wire", 1, "Abu Dhabi talks resume"), (), lexicon)
@@ -83,7 +84,7 @@ def test_a_matched_item_is_compared_with_the_sketches_of_the_same_poll(store: Sq
 
 
 class _Counted:
-    """The store's connection, counting the statements handed to SQLite (an executemany is one)."""
+    """A SQLite connection, counting the statements handed to SQLite (an executemany is one)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn, self.calls = conn, 0
@@ -101,17 +102,37 @@ class _Counted:
 
 
 @pytest.mark.parametrize("size", [1, 40])
-def test_a_poll_runs_a_few_statements_however_many_items(store: SqliteStore, size: int) -> None:
+def test_a_poll_runs_a_few_statements_however_many_items(store: Store, size: int) -> None:
     lexicon = default_lexicon()
     items = [
         pipeline.candidate(article("wire", n, f"Headline number {n} about a thing"), (), lexicon)
         for n in range(size)
     ]
-    counted = _Counted(store.db.conn)
-    store.db.conn = counted  # type: ignore[assignment]
+    calls = _count_statements(store)
     saved = store.save_poll(poll("wire"), items, items=[(f"k{n}", "h") for n in range(size)])
     assert len(saved.new_ids) == size
-    assert counted.calls <= 20  # 16 either way; one at a time, 40 items took 330
+    assert calls() <= 20  # 16 either way; one at a time, 40 items took 330
+
+
+def _count_statements(store: Store) -> Callable[[], int]:
+    """Count the statements the store hands its engine from now on (an executemany is one):
+    SQLite's through its connection, PostgreSQL's through the store's `db`, which a
+    transaction runs its statements on too."""
+    conn = store.db.conn  # type: ignore[attr-defined]
+    if isinstance(conn, sqlite3.Connection):
+        counted = _Counted(conn)
+        store.db.conn = counted  # type: ignore[attr-defined]
+        return lambda: counted.calls
+    calls = [0]
+    for name in ("execute", "executemany"):
+        method = getattr(conn, name)
+
+        def counting(*args: Any, _method: Callable = method) -> Any:
+            calls[0] += 1
+            return _method(*args)
+
+        setattr(conn, name, counting)
+    return lambda: calls[0]
 
 
 def test_sketches_filed_before_the_hash_change_are_refiled(tmp_path: Path) -> None:

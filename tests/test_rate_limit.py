@@ -1,10 +1,11 @@
 """The rate limit per channel (issue 14, item 2): `[channels.NAME] rate_limit = "2/10m"`, a
 `[monitor] rate_limit` default, "none" for no limit, and the short `NAME = "url"` form kept.
 
-End to end: a feed on 127.0.0.1, `Monitor`, a real SQLite file and real JSON webhooks, time
-from the test clock. What is over a channel's limit is held, not lost, and goes out once the
-window lets it through; another channel is not held back by it. The config's mistakes are
-reported with file, line and how to write the value.
+End to end: a feed on 127.0.0.1, `Monitor`, a real database (conftest's `database`: a SQLite
+file, then PostgreSQL) and real JSON webhooks, time from the test clock. What is over a
+channel's limit is held, not lost, and goes out once the window lets it through; another
+channel is not held back by it. The config's mistakes are reported with file, line and how to
+write the value.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from monitor.config.loader import load
 from monitor.config.tables import ChannelTable
 from monitor.config.values import show_rate_limit, valid_rate_limit
 from monitor.errors import ConfigError
+from tests.conftest import toml_database
 from tests.receivers import WebhookReceiver
 from tests.test_delivery import TALKS, distinct_items, drain, poll, running, sent, serve
 from tests.test_docs import README, first_column, section
@@ -45,13 +47,16 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def config_text(tmp_path: Path, feed: str, channels: str, monitor: str = "") -> str:
-    """A config with these `[channels...]` lines, and one rule sending to every channel."""
+def config_text(
+    tmp_path: Path, feed: str, channels: str, monitor: str = "", database: str | Path | None = None
+) -> str:
+    """A config with these `[channels...]` lines, and one rule sending to every channel; on
+    `database` (else a SQLite file in `tmp_path`)."""
     names = re.findall(r"^\[channels\.([\w-]+)\]|^([\w-]+) = \"", channels, re.MULTILINE)
     listed = [t or s for t, s in names if (t or s) not in ChannelTable.model_fields]
     rule = {"name": "talks", "query": TALKS, "alert": "article", "channels": listed}
     return (
-        f"[monitor]\ndatabase = {json.dumps(str(tmp_path / 'monitor.db'))}\n"
+        f"[monitor]\ndatabase = {toml_database(database or tmp_path / 'monitor.db')}\n"
         f'timezone = "Europe/Rome"\n{monitor}\n\n'
         f'[[sources]]\nname = "corriere-esteri"\nurl = "{feed}"\n\n[[rules]]\n'
         + "".join(f"{k} = {json.dumps(v)}\n" for k, v in rule.items())
@@ -64,14 +69,14 @@ def titles(receiver: WebhookReceiver) -> list[str]:
 
 
 async def test_over_the_limit_waits_for_the_window_and_nothing_is_lost(
-    tmp_path, server, clock, chat, free
+    tmp_path, server, clock, chat, free, database
 ):
     items = distinct_items(5)
     channels = (
         f'[channels.chat]\nurl = "{chat.url()}"\nrate_limit = "2/10m"\n\n'
         f'[channels.free]\nurl = "{free.url()}"\nrate_limit = "none"\n'
     )
-    path = write(tmp_path, config_text(tmp_path, serve(server, items), channels))
+    path = write(tmp_path, config_text(tmp_path, serve(server, items), channels, "", database))
     config = load(path, env={})
     assert dict(config.rate_limits) == {"chat": (2, 600.0), "free": None}
     expected = sorted(f"[talks] {i.title}" for i in items)
@@ -97,9 +102,12 @@ async def test_over_the_limit_waits_for_the_window_and_nothing_is_lost(
     assert all(r["status"] == "sent" and r["attempts"] == 1 for r in rows)
 
 
-async def test_the_monitor_default_applies_to_the_short_form(tmp_path, server, clock, chat):
+async def test_the_monitor_default_applies_to_the_short_form(
+    tmp_path, server, clock, chat, database
+):
     channels = f'[channels]\nchat = "{chat.url()}"\n'
-    text = config_text(tmp_path, serve(server, distinct_items(3)), channels, 'rate_limit = "1/1h"')
+    feed = serve(server, distinct_items(3))
+    text = config_text(tmp_path, feed, channels, 'rate_limit = "1/1h"', database)
     path = write(tmp_path, text)
     config = load(path, env={})
     assert dict(config.rate_limits) == {"chat": (1, 3600.0)}

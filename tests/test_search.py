@@ -1,9 +1,11 @@
-"""`search` speaks the rule language: the FTS5 pre-filter plus the rule matcher find exactly what
-the matcher alone finds, on real corpus articles in a real SQLite store, newest first.
+"""`search` speaks the rule language: the index's pre-filter (FTS5 on SQLite, a tsquery on
+PostgreSQL) plus the rule matcher find exactly what the matcher alone finds, on real corpus
+articles in a real store of each backend, newest first; accents fold alike on both.
 
-Also: the pre-filter's one assumption (the index reads text as the matcher does, except where
-`fts.reads_differently` says) held against SQLite's real tokenizer; the CLI's `search`,
-`test-rule` and `stories` with their options, `--json` and errors.
+Also: the FTS5 pre-filter's one assumption (the index reads text as the matcher does, except where
+`fts.reads_differently` says) held against SQLite's real tokenizer (PostgreSQL's:
+tests/test_tsquery.py); the CLI's `search`, `test-rule` and `stories` with their options, `--json`
+and errors.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from monitor.models import Article, Candidate, GoodPoll, Source
 from monitor.rules import fts
 from monitor.rules.query import Document, Query, RuleSet, parse_query
 from monitor.service.pipeline import analyse
-from monitor.store import SqliteStore, Store, open_store
+from monitor.store import Store, open_store
 from monitor.store.times import ts
 from monitor.text import word_line, words
-from tests.conftest import CORPUS, T0, Clock
+from tests.conftest import CORPUS, T0, Clock, toml_database
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 
@@ -44,11 +46,11 @@ def _corpus_files(subset: str) -> list[Path]:
     return sorted(p for p in found if "feedparser-tests" not in p.parts)  # tiny synthetic feeds
 
 
-def fill_from_corpus(path: Path, subset: str) -> int:
+def fill_from_corpus(database: str | Path, subset: str) -> int:
     """Every distinct article of the corpus feeds, one stored source per feed file, as a poll
     stores them (analyse -> save_poll)."""
     seen: set[str] = set()
-    with open_store(path) as store:
+    with open_store(database) as store:
         for n, feed in enumerate(_corpus_files(subset)):
             name = feed.relative_to(CORPUS).with_suffix("").as_posix().replace("/", "-")[-60:]
             source = Source(name=name, url=f"http://corpus.example/{n}")
@@ -65,13 +67,25 @@ def fill_from_corpus(path: Path, subset: str) -> int:
     return len(seen)
 
 
-@pytest.fixture(scope="module")
-def corpus_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def corpus_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str | Path]:
+    """Every corpus article, in a store of each backend (filled once for the module)."""
     if not CORPUS.is_dir():
         pytest.skip("../shared/corpus is not present")
-    path = tmp_path_factory.mktemp("corpus") / "monitor.db"
-    assert fill_from_corpus(path, "all") > 3000
-    yield path
+    if request.param == "sqlite":
+        database: str | Path = tmp_path_factory.mktemp("corpus") / "monitor.db"
+    else:
+        server = request.getfixturevalue("pg_server")
+        database = server.create_database()
+    assert fill_from_corpus(database, "all") > 3000
+    yield database
+    if request.param == "postgresql":
+        from monitor.store.pg import close_pools
+
+        close_pools()
+        server.drop_database(database)
 
 
 # ---- queries made from the corpus's own words ---------------------------------------------------
@@ -180,8 +194,8 @@ def _expected(queries: list[Query], articles: list[Stored]) -> list[list[Stored]
     return [sorted(hits, key=lambda a: a.key, reverse=True) for hits in found]
 
 
-def check_search_equals_matcher(path: Path, n_queries: int, seed: int) -> dict[str, int]:
-    with SqliteStore(path, read_only=True) as store:
+def check_search_equals_matcher(database: str | Path, n_queries: int, seed: int) -> dict[str, int]:
+    with open_store(database, read_only=True) as store:
         articles = stored_articles(store)
         maker = QueryMaker(articles, seed)
         texts = [maker.query() for _ in range(n_queries)]
@@ -212,17 +226,16 @@ def check_search_equals_matcher(path: Path, n_queries: int, seed: int) -> dict[s
 
 
 @pytest.mark.slow
-def test_search_finds_exactly_what_the_rule_matcher_finds(corpus_store: Path) -> None:
+def test_search_finds_exactly_what_the_rule_matcher_finds(corpus_store: str | Path) -> None:
     stats = check_search_equals_matcher(corpus_store, n_queries=400, seed=14)
     print(f"\n{stats}")
     assert stats["with hits"] > 300 and stats["odd hits"] > 50  # the queries found things
 
 
-def test_search_equals_the_matcher_on_the_news_feeds(corpus: Path, tmp_path: Path) -> None:
+def test_search_equals_the_matcher_on_the_news_feeds(corpus: Path, database: str | Path) -> None:
     """The same on the 34 outlet feeds alone, quick enough to run every time."""
-    path = tmp_path / "monitor.db"
-    assert fill_from_corpus(path, "news") > 500
-    stats = check_search_equals_matcher(path, n_queries=120, seed=7)
+    assert fill_from_corpus(database, "news") > 500
+    stats = check_search_equals_matcher(database, n_queries=120, seed=7)
     assert stats["with hits"] > 80
 
 
@@ -294,7 +307,7 @@ def test_every_character_the_index_reads_otherwise_is_flagged(tmp_path: Path) ->
 
 
 def test_the_common_characters_need_no_closer_look() -> None:
-    """`reads_differently` skips the characters of `fts._COMMON`: none may differ."""
+    """`reads_differently` skips the characters of `fts.COMMON`: none may differ."""
     common = [
         c
         for c in map(chr, range(0x80, 0x10000))
@@ -340,9 +353,8 @@ NEWS = [
 
 
 @pytest.fixture
-def news(tmp_path: Path) -> Path:
-    """A config and a store holding NEWS (newest: #1, an hour before T0)."""
-    database = tmp_path / "monitor.db"
+def news(tmp_path: Path, database: str | Path) -> Path:
+    """A config and a store (of each backend) holding NEWS (newest: #1, an hour before T0)."""
     with open_store(database) as store:
         for name in dict.fromkeys(a.source for a in NEWS):
             source = Source(name, f"https://{name}.example/feed")
@@ -355,7 +367,7 @@ def news(tmp_path: Path) -> Path:
         for n in ("ansa-mondo", "bbc-world", "dw-news")
     )
     config.write_text(
-        f'[monitor]\ndatabase = "{database}"\ntimezone = "Europe/Rome"\n{sources}\n'
+        f'[monitor]\ndatabase = {toml_database(database)}\ntimezone = "Europe/Rome"\n{sources}\n'
         '[[rules]]\nname = "tregua"\nquery = "tregua OR ceasefire"\n'
     )
     return config
@@ -392,6 +404,29 @@ def test_accents_and_odd_letters_are_found_both_ways(news: Path) -> None:
     assert found(news, "strasse") == ["Die Straße nach Kiew"]  # ß = ss, as in a rule
     assert found(news, "ghz") == found(news, "αθηνα") == ["Die Straße nach Kiew"]
     assert found(news, "finanzen") == ["Wirtschaft"]  # the "ﬁ" ligature
+
+
+def test_an_accented_query_finds_plain_text_and_the_other_way(store: Store) -> None:
+    """On either backend, `città` finds `citta` and `sécurité` finds `securite`, both ways, as a
+    rule matches them; the snippet marks the word as written."""
+    pairs = [("La città eterna", "Una citta senza accenti"), ("La sécurité d'abord", "Securite!")]
+    source = Source("wire", "https://wire.example/feed")
+    store.sync_sources([source], T0)
+    written = [
+        article("wire", n, title, language="fr")
+        for n, title in enumerate([t for pair in pairs for t in pair], start=1)
+    ]
+    store.save_poll(GoodPoll("wire", T0, T0, source.url), [Candidate(a) for a in written])
+
+    def titles(query: str) -> list[str]:
+        return [hit.article.title for hit in store.search(parse_query(query))]
+
+    for accented, plain, both in (("città", "citta", pairs[0]), ("sécurité", "securite", pairs[1])):
+        assert titles(accented) == titles(plain) == list(both)
+        assert titles(f"{plain[:5]}*") == list(both)  # a prefix, too
+    assert titles('"citta eterna"') == ["La città eterna"]
+    snippets = [hit.snippet for hit in store.search(parse_query("securite"))]
+    assert snippets == ["La [sécurité] d'abord", "[Securite]!"]
 
 
 def test_human_output_keeps_the_snippet(news: Path) -> None:
@@ -498,7 +533,7 @@ def test_test_rule_json_on_a_feed_and_on_the_store(news: Path, server: LoopbackS
     }
 
 
-def test_stories_json(tmp_path: Path, server: LoopbackServer) -> None:
+def test_stories_json(tmp_path: Path, database: str | Path, server: LoopbackServer) -> None:
     """`stories --json` and `stories ID --json` after a real `once`."""
     items = [
         Item(
@@ -509,7 +544,7 @@ def test_stories_json(tmp_path: Path, server: LoopbackServer) -> None:
     server.route("/feed.xml", Reply(body=rss(items)))
     config = tmp_path / "monitor.toml"
     config.write_text(
-        f'[monitor]\ndatabase = "{tmp_path / "m.db"}"\n\n[[sources]]\nname = "wire"\n'
+        f'[monitor]\ndatabase = {toml_database(database)}\n\n[[sources]]\nname = "wire"\n'
         f'url = "{server.url("/feed.xml")}"\n\n[[rules]]\nname = "tregua"\nquery = "tregua"\n'
     )
     assert run(config, "once")[0] == 0

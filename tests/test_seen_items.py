@@ -3,7 +3,8 @@
 Retention deletes old articles and their history; a feed may keep listing an old item for
 months. The store keeps a compact "seen" key per item of each source's latest listing, so an
 item that is still listed (even edited) is never taken for a new one after its row is gone.
-Real feeds on 127.0.0.1, the real `Monitor`, a real SQLite file, the clock moved by hand.
+Real feeds on 127.0.0.1, the real `Monitor`, a real database (conftest's `database`: a SQLite
+file, then PostgreSQL), the clock moved by hand.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from monitor.config import loader as config_mod
 from monitor.service.monitor import Monitor
 from monitor.store.times import ts
-from tests.conftest import Clock
+from tests.conftest import Clock, toml_database
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 
@@ -31,10 +32,10 @@ OLD = [
 NEW = Item("new1", "Ceasefire signed in Geneva", "The delegations signed a ceasefire today.")
 
 
-def _config(tmp_path: Path, url: str) -> config_mod.Config:
+def _config(tmp_path: Path, url: str, database: str | Path) -> config_mod.Config:
     path = tmp_path / "monitor.toml"
     path.write_text(
-        f"[monitor]\ndatabase = {json.dumps(str(tmp_path / 'm.db'))}\n"
+        f"[monitor]\ndatabase = {toml_database(database)}\n"
         'retention = "1d"\nhistory_retention = "1d"\n'
         f'[[sources]]\nname = "wire"\nurl = {json.dumps(url)}\n'
         '[[rules]]\nname = "ceasefire"\nquery = "ceasefire"\nalert = "article"\n',
@@ -53,11 +54,11 @@ def _alerts(monitor: Monitor, since: datetime | None = None) -> list[str]:
 
 @pytest.mark.parametrize("etag", [False, True], ids=["changing-body", "304-for-days"])
 def test_items_still_listed_never_alert_again_after_retention(
-    tmp_path: Path, server: LoopbackServer, clock: Clock, etag: bool
+    tmp_path: Path, server: LoopbackServer, clock: Clock, etag: bool, database: str | Path
 ) -> None:
     headers = {"Content-Type": "application/rss+xml", **({"ETag": '"v1"'} if etag else {})}
     server.route("/rss", Reply(200, rss(OLD, language="en"), headers))
-    cfg = _config(tmp_path, server.url("/rss"))
+    cfg = _config(tmp_path, server.url("/rss"), database)
 
     async def scenario() -> tuple[list[str], list[str], int]:
         monitor = Monitor(cfg, clock=clock)

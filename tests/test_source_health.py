@@ -1,7 +1,8 @@
 """Source health: a source failing past `failing_after` is down (in `sources`, metrics and one
 alert per episode through the outbox), and recovers by itself on the next good poll.
 
-Real parts: feeds from the loopback server, a real SQLite file, the real Monitor polling them,
+Real parts: feeds from the loopback server, a real database (conftest's `database`: a SQLite
+file, then PostgreSQL), the real Monitor polling them,
 alerts delivered to a real Apprise `json://` webhook receiver. Time past the threshold is passed
 to the health check as `now`; polls use the real clock.
 """
@@ -21,6 +22,7 @@ from monitor.errors import ConfigError
 from monitor.service import schedule as schedule
 from monitor.service import source_health as source_health
 from monitor.service.monitor import Monitor
+from tests.conftest import toml_database
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 from tests.receivers import WebhookReceiver
@@ -35,11 +37,13 @@ def write_config(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def monitor_config(tmp_path: Path, server: LoopbackServer, hook: str, extra: str = "") -> Path:
+def monitor_config(
+    tmp_path: Path, server: LoopbackServer, hook: str, extra: str, database: str | Path
+) -> Path:
     return write_config(
         tmp_path,
         f"""[monitor]
-database = "{tmp_path / "monitor.db"}"
+database = {toml_database(database)}
 interval = "1m"
 {extra}
 [channels]
@@ -137,7 +141,7 @@ def test_health_channel_must_be_a_defined_channel(tmp_path: Path) -> None:
 
 
 def test_failing_sources_go_down_alert_once_and_recover_by_themselves(
-    tmp_path: Path, server: LoopbackServer
+    tmp_path: Path, server: LoopbackServer, database: str | Path
 ) -> None:
     feed_reply = {"now": Reply(status=500, body=b"internal error")}
     page_reply = {"now": Reply(body=REDESIGNED_PAGE, headers={"Content-Type": "text/html"})}
@@ -146,7 +150,7 @@ def test_failing_sources_go_down_alert_once_and_recover_by_themselves(
     server.route("/steady", Reply(body=GOOD_FEED, headers={"Content-Type": "application/rss+xml"}))
     with WebhookReceiver() as hook:
         extra = 'health_channel = "hook"\nfailing_after = "2s"\n'
-        cfg = config_mod.load(monitor_config(tmp_path, server, hook.url(), extra))
+        cfg = config_mod.load(monitor_config(tmp_path, server, hook.url(), extra, database))
 
         async def scenario() -> dict:
             started = datetime.now(UTC)
@@ -187,8 +191,9 @@ def test_failing_sources_go_down_alert_once_and_recover_by_themselves(
     assert "500" in (seen["down"]["wire"].last_error or "")
     # a redesigned page (its `links` selector finds nothing) is the same kind of failure
     assert "article h2 a" in (seen["down"]["listing"].last_error or "")
-    assert "news_monitor_sources_failing 2.0" in seen["gauge"]
-    assert "news_monitor_sources_failing 0.0" in seen["gauge_after"]
+    gauge = f'news_monitor_sources_failing{{worker="{cfg.settings.worker}"}}'
+    assert f"{gauge} 2.0" in seen["gauge"]
+    assert f"{gauge} 0.0" in seen["gauge_after"]
     assert seen["after"] == []
     assert (seen["drain1"].sent, seen["drain2"].sent) == (2, 2)  # a rule not in [[rules]]
     titles = sorted(p.payload["title"] for p in posts)
@@ -205,12 +210,14 @@ def test_failing_sources_go_down_alert_once_and_recover_by_themselves(
 
 
 def test_sources_command_shows_down_sources_with_since_and_last_error(
-    tmp_path: Path, server: LoopbackServer
+    tmp_path: Path, server: LoopbackServer, database: str | Path
 ) -> None:
     server.route("/feed", Reply(status=500, body=b"oops"))
     server.route("/page", Reply(body=REDESIGNED_PAGE, headers={"Content-Type": "text/html"}))
     server.route("/steady", Reply(body=GOOD_FEED, headers={"Content-Type": "application/rss+xml"}))
-    path = monitor_config(tmp_path, server, "json://127.0.0.1:9/", 'failing_after = "1s"\n')
+    path = monitor_config(
+        tmp_path, server, "json://127.0.0.1:9/", 'failing_after = "1s"\n', database
+    )
     cfg = config_mod.load(path)
 
     async def poll() -> None:

@@ -1,4 +1,5 @@
-"""Copies and stories end to end: real feeds on 127.0.0.1, `Monitor`, a real SQLite file.
+"""Copies and stories end to end: real feeds on 127.0.0.1, `Monitor`, a real database
+(conftest's `database`: a SQLite file, then PostgreSQL).
 
 Assertions are on the outbox (what `news-monitor alerts` shows and the daemon sends), the
 copies recorded, and what `news-monitor stories` prints.
@@ -11,6 +12,7 @@ import html
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,13 @@ from click.testing import CliRunner
 
 from monitor.cli.commands import cli
 from monitor.config.loader import Config, load
+from monitor.models import Alert, Article, GoodPoll, Match, Message, Source, StoryView
 from monitor.service.monitor import Monitor
-from tests.conftest import Clock
+from monitor.service.pipeline import candidate
+from monitor.store import Store, stories
+from monitor.store.times import ts
+from monitor.stories.lexicon import default_lexicon
+from tests.conftest import T0, Clock, toml_database
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply
 
@@ -47,8 +54,17 @@ UNRELATED = Item(
 )
 
 
-def configure(tmp_path: Path, sources: dict[str, str], alert: str = "story", **rule) -> Config:
-    lines = ["[monitor]", f"database = {json.dumps(str(tmp_path / 'm.db'))}", ""]
+def configure(
+    tmp_path: Path,
+    sources: dict[str, str],
+    alert: str = "story",
+    *,
+    database: str | Path | None = None,
+    **rule,
+) -> Config:
+    """A config of `sources` and one rule; its database is `database` (conftest: either
+    backend), else a SQLite file in `tmp_path`."""
+    lines = ["[monitor]", f"database = {toml_database(database or tmp_path / 'm.db')}", ""]
     for name, url in sources.items():
         lines += ["[[sources]]", f"name = {json.dumps(name)}", f"url = {json.dumps(url)}", ""]
     rule = {"name": "ukraine", "query": UKRAINE, "alert": alert} | rule
@@ -90,7 +106,7 @@ def seed_item(corpus: Path) -> Item:
 
 
 async def test_kyiv_independent_items_under_another_channel_are_copies(
-    corpus, server, tmp_path, clock
+    corpus, server, tmp_path, clock, database
 ):
     derived = corpus / "feeds" / "derived"
     kyiv = serve(
@@ -102,7 +118,11 @@ async def test_kyiv_independent_items_under_another_channel_are_copies(
     mt = serve(server, "/mt.xml", mt_body)
     # the feeds are of 2024, polled in 2026: backfill, or max_age would hold every item
     config = configure(
-        tmp_path, {"kyivindependent": kyiv, "moscowtimes": mt}, alert="article", backfill=True
+        tmp_path,
+        {"kyivindependent": kyiv, "moscowtimes": mt},
+        alert="article",
+        backfill=True,
+        database=str(database),
     )
     async with running(config, clock) as monitor:
         first = await monitor.poll("kyivindependent")
@@ -149,14 +169,16 @@ def _syndicate(feed: bytes, *, rewrite_titles: bool) -> bytes:
 
 @pytest.mark.parametrize("rewrite_titles", [False, True])
 async def test_syndicated_copies_with_new_urls_and_boilerplate_do_not_alert(
-    corpus, server, tmp_path, clock, rewrite_titles
+    corpus, server, tmp_path, clock, rewrite_titles, database
 ):
     original = (
         corpus / "feeds/derived/en_kyivindependent-filtered_2024-07-26.rss.xml"
     ).read_bytes()
     kyiv = serve(server, "/ki.xml", original)
     wire = serve(server, "/wire.xml", _syndicate(original, rewrite_titles=rewrite_titles))
-    config = configure(tmp_path, {"kyivindependent": kyiv, "wire": wire}, backfill=True)  # 2024
+    config = configure(
+        tmp_path, {"kyivindependent": kyiv, "wire": wire}, backfill=True, database=str(database)
+    )  # 2024
     async with running(config, clock) as monitor:
         await monitor.poll("kyivindependent")
         before = len(outbox(monitor))
@@ -173,11 +195,15 @@ async def test_syndicated_copies_with_new_urls_and_boilerplate_do_not_alert(
 # --------------------------------------------------------------------------- stories
 
 
-async def test_seed_and_a_rewrite_are_one_story_and_one_alert(corpus, server, tmp_path, clock):
+async def test_seed_and_a_rewrite_are_one_story_and_one_alert(
+    corpus, server, tmp_path, clock, database
+):
     corriere = serve(server, "/corriere.xml", rss([seed_item(corpus)], title="Corriere"))
     wire = serve(server, "/wire.xml", rss([REWRITE], title="Wire", language="en"))
     other = serve(server, "/eco.xml", rss([UNRELATED], title="Economia"))
-    config = configure(tmp_path, {"corriere": corriere, "wire": wire, "economia": other})
+    config = configure(
+        tmp_path, {"corriere": corriere, "wire": wire, "economia": other}, database=str(database)
+    )
     async with running(config, clock) as monitor:
         await monitor.poll("corriere")
         clock.advance(hours=2)  # past the cooldown: only "nothing new" can hold it
@@ -203,16 +229,18 @@ async def test_seed_and_a_rewrite_are_one_story_and_one_alert(corpus, server, tm
     assert runner.invoke(cli, ["stories", "999"], env=env).exit_code == 1
 
 
-async def test_article_mode_alerts_each_distinct_article(corpus, server, tmp_path, clock):
+async def test_article_mode_alerts_each_distinct_article(corpus, server, tmp_path, clock, database):
     items = [seed_item(corpus), REWRITE]
     url = serve(server, "/mix.xml", rss(items))
-    config = configure(tmp_path, {"mix": url}, alert="article")
+    config = configure(tmp_path, {"mix": url}, alert="article", database=str(database))
     async with running(config, clock) as monitor:
         await monitor.poll("mix")
         assert len(outbox(monitor)) == 2
 
 
-async def test_follow_up_needs_a_new_development_and_the_cooldown(corpus, server, tmp_path, clock):
+async def test_follow_up_needs_a_new_development_and_the_cooldown(
+    corpus, server, tmp_path, clock, database
+):
     seed = seed_item(corpus)
     development = Item(
         "dev1",
@@ -223,7 +251,7 @@ async def test_follow_up_needs_a_new_development_and_the_cooldown(corpus, server
         link="https://wire.example.com/guarantees-france-britain",
     )
     url = serve(server, "/f.xml", rss([seed]))
-    config = configure(tmp_path, {"f": url}, cooldown="1h")
+    config = configure(tmp_path, {"f": url}, cooldown="1h", database=str(database))
     async with running(config, clock) as monitor:
         await monitor.poll("f")
         clock.advance(minutes=10)
@@ -251,3 +279,58 @@ async def test_follow_up_needs_a_new_development_and_the_cooldown(corpus, server
         assert len(restarted.store.recent_stories()) == 1
     assert len(alerts) == 2 and alerts[1][2] == alerts[0][2]
     assert "New development" in alerts[1][4]
+
+
+# --------------------------------------------------------------------------- merged stories
+
+
+def test_two_stories_merged_keep_every_article_and_alert_in_order(store: Store) -> None:
+    """Two stories a later report bridges (grouping.place) become one: both articles, the
+    earliest start and latest report, both alerts numbered on (a rule's next follow-up counts
+    from all of them). Merging runs the store's own SQL, here on each backend."""
+
+    def plan(article_id: int, article: Article, match: Match, story: object) -> list[Alert]:
+        message = Message(article.title, "text", "markdown", "html")
+        story_id = getattr(story, "story_id", None)
+        return [Alert(f"k{article_id}", match.rule, "c", message, T0, article_id, story_id)]
+
+    reports = [
+        ("wire", "Kyiv council approves new bridge budget", "The council voted on Monday."),
+        ("paper", "Kyiv: Odesa port reopens to grain ships", "Ships left the harbour at dawn."),
+    ]
+    store.sync_sources([Source(name, f"http://{name}/") for name, _, _ in reports], T0)
+    for minutes, (source, title, lead) in enumerate(reports):
+        at = T0 + timedelta(minutes=minutes)
+        article = Article(source, title, f"https://{source}.example/1", title, lead, first_seen=at)
+        found = candidate(article, (Match("watch", ("x",)),), default_lexicon())
+        store.save_poll(GoodPoll(source, at, at, f"http://{source}/"), [found], plan=plan)
+    second, first = store.recent_stories()
+    assert (first.size, second.size) == (1, 1)
+    db = store.db  # type: ignore[attr-defined]
+    terms = "SELECT term FROM story_index WHERE story_id = ?"
+    shared = {t for (t,) in db.execute(f"{terms} AND term IN ({terms})", (first.id, second.id))}
+    assert shared  # filed under both: the merged story keeps the later filing
+    every = db.execute("SELECT COUNT(DISTINCT term) FROM story_index").fetchone()[0]
+
+    with store.immediate() as conn:  # type: ignore[attr-defined]
+        stories.merge_stories(conn, StoryView(first.id, {}), [StoryView(second.id, {})])
+
+    [merged] = store.recent_stories()
+    assert (merged.id, merged.size) == (first.id, 2)
+    assert (merged.first_seen, merged.last_seen) == (first.first_seen, second.last_seen)
+    assert merged.outlets == ("paper", "wire") and merged.alerts == 2
+    timeline = store.story_timeline(merged.id)
+    assert [(e.source, [a.split(":")[0] for a in e.alerted]) for e in timeline] == [
+        ("wire", ["watch"]),
+        ("paper", ["watch"]),
+    ]
+    numbered = db.execute(
+        "SELECT a.source, sa.n FROM story_alerts sa JOIN articles a ON a.id = sa.article_id "
+        "WHERE sa.story_id = ? ORDER BY sa.n",
+        (merged.id,),
+    ).fetchall()
+    assert numbered == [("wire", 0), ("paper", 1)]
+    filed = db.execute("SELECT story_id, term, at FROM story_index").fetchall()
+    assert {sid for sid, _, _ in filed} == {merged.id} and len(filed) == every
+    later = ts(second.last_seen)
+    assert {at for _, term, at in filed if term in shared} == {later}

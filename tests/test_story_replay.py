@@ -1,8 +1,9 @@
 """Stories through the real `news-monitor once`: labelled real news, rewrites, orders, German.
 
 Feeds are served on 127.0.0.1, alerts arrive at a real webhook (Apprise `json://`), the store is
-a real SQLite file, and `once` runs in-process (CliRunner) with the test's clock as its `obj`,
-so old snapshots are polled at their own time. Assertions are on what reaches the webhook and on
+a real database (conftest's `database`: a SQLite file, then PostgreSQL), and `once` runs
+in-process (CliRunner) with the test's clock as its `obj`, so old snapshots are polled at their
+own time. Assertions are on what reaches the webhook and on
 what `news-monitor stories` prints: what a user sees.
 """
 
@@ -25,7 +26,7 @@ from click.testing import CliRunner
 from bench.eval_stories import Label, article_key, read_labels, snapshots
 from monitor.alerts.render import FOLLOW_UP
 from monitor.cli.commands import cli
-from tests.conftest import Clock
+from tests.conftest import Clock, toml_database
 from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer
 from tests.receivers import ReceivedPost, WebhookReceiver
@@ -41,10 +42,12 @@ ITEM = re.compile(r"<item>.*?</item>", re.S)
 
 
 def write_config(
-    tmp_path: Path, sources: dict[str, str], query: str, channel: str | None = None
-) -> Path:
-    """A config file: the sources, one story-mode rule, and the webhook as its channel."""
-    lines = ["[monitor]", f"database = {json.dumps(str(tmp_path / 'm.db'))}", ""]
+    tmp_path: Path, sources: dict[str, str], query: str, channel: str | None = None,
+    *, database: str | Path | None = None,
+) -> Path:  # fmt: skip
+    """A config file: the sources, one story-mode rule, and the webhook as its channel; on
+    `database` (else a SQLite file in `tmp_path`)."""
+    lines = ["[monitor]", f"database = {toml_database(database or tmp_path / 'm.db')}", ""]
     if channel is not None:
         lines += ["[channels]", f"hook = {json.dumps(channel)}", ""]
     for name, url in sources.items():
@@ -200,7 +203,7 @@ def labelled_slice(labels: dict[str, Label], chosen: set[str], singletons: int) 
 
 def replay(
     corpus: Path, server: LoopbackServer, hook: WebhookReceiver, clock: Clock, tmp_path: Path,
-    chosen: set[str], singletons: int,
+    chosen: set[str], singletons: int, database: str | Path,
 ) -> Replay:  # fmt: skip
     """Serve each outlet's part of every snapshot and run `once` at the snapshot's time."""
     labels = read_labels(corpus / "stories" / f"{SET}.stories.tsv")
@@ -210,7 +213,7 @@ def replay(
     clash = Counter(_slug(name) for name, _ in outlets)
     names = {o: _slug(o[0] if clash[_slug(o[0])] == 1 else "-".join(o)) for o in outlets}
     urls = {names[o]: serve(server, f"/{names[o]}.xml", b"") for o in outlets}
-    config = write_config(tmp_path, urls, EVERYTHING, hook.url("/alerts"))
+    config = write_config(tmp_path, urls, EVERYTHING, hook.url("/alerts"), database=database)
     carried: dict[str, dict[str, int]] = defaultdict(dict)
     arrivals: list[Arrival] = []
     for n, (when, feeds) in enumerate(rounds):
@@ -241,8 +244,10 @@ SINGLETONS = 4
 
 
 @pytest.mark.slow
-def test_labelled_stories_alert_once_and_join_languages(corpus, server, hook, clock, tmp_path):
-    run = replay(corpus, server, hook, clock, tmp_path, CHOSEN, SINGLETONS)
+def test_labelled_stories_alert_once_and_join_languages(
+    corpus, server, hook, clock, tmp_path, database
+):
+    run = replay(corpus, server, hook, clock, tmp_path, CHOSEN, SINGLETONS, database)
     labelled = {lab.story for lab in run.labels.values() if lab.story in CHOSEN}
     assert labelled == CHOSEN and all(len(run.carried[s]) >= 2 for s in CHOSEN)  # multi-outlet
 
@@ -275,10 +280,12 @@ def test_labelled_stories_alert_once_and_join_languages(corpus, server, hook, cl
 
 
 @pytest.mark.slow
-def test_an_opening_alert_names_the_outlets_of_the_same_run(corpus, server, hook, clock, tmp_path):
+def test_an_opening_alert_names_the_outlets_of_the_same_run(
+    corpus, server, hook, clock, tmp_path, database
+):
     """When several outlets carry a story in the same `once`, its one alert arrives after all of
     them were read, so it should say who else reported it."""
-    run = replay(corpus, server, hook, clock, tmp_path, CHOSEN, SINGLETONS)
+    run = replay(corpus, server, hook, clock, tmp_path, CHOSEN, SINGLETONS, database)
     checked = 0
     for arrival in run.arrivals:
         story = run.story_of(arrival)
@@ -341,11 +348,12 @@ def background(corpus: Path) -> bytes:
 
 
 @pytest.mark.slow
-def test_follow_up_only_for_a_real_development(corpus, server, hook, clock, tmp_path):
+def test_follow_up_only_for_a_real_development(corpus, server, hook, clock, tmp_path, database):
     feeds = {"corriere": "/corriere.xml", "agenzia": "/agenzia.xml", "telegiornale": "/tg.xml"}
     urls = {name: serve(server, path, rss([])) for name, path in feeds.items()}
     urls["notizie"] = serve(server, "/notizie.xml", background(corpus))
-    config = write_config(tmp_path, urls, UKRAINE, hook.url("/alerts"))  # cooldown: 1 h
+    # cooldown: 1 h
+    config = write_config(tmp_path, urls, UKRAINE, hook.url("/alerts"), database=database)
     seed = seed_item(corpus)
     serve(server, feeds["corriere"], rss([seed], title="Corriere"))
     once(config, clock)
@@ -374,7 +382,9 @@ SEED_FEEDS = ("corriere", "agenzia", "wire")
 
 @pytest.mark.slow
 @pytest.mark.parametrize("order", list(itertools.permutations(SEED_FEEDS)), ids="-".join)
-def test_seed_story_is_one_story_in_any_order(corpus, server, hook, clock, tmp_path, order):
+def test_seed_story_is_one_story_in_any_order(
+    corpus, server, hook, clock, tmp_path, database, order
+):
     """The seed, an Italian rewrite and an English report, first seen in any order: one story,
     one alert; the grain talks beside them are a story and an alert of their own.
 
@@ -387,7 +397,7 @@ def test_seed_story_is_one_story_in_any_order(corpus, server, hook, clock, tmp_p
             items.items()}  # fmt: skip
     urls["economia"] = serve(server, "/economia.xml", rss([GRAIN], title="Economia"))
     urls["notizie"] = serve(server, "/notizie.xml", background(corpus))
-    config = write_config(tmp_path, urls, UKRAINE, hook.url("/alerts"))
+    config = write_config(tmp_path, urls, UKRAINE, hook.url("/alerts"), database=database)
     for name in order:
         item, language = items[name]
         serve(server, f"/{name}.xml", rss([item], title=name, language=language))
@@ -418,11 +428,14 @@ ICO_FACEBOOK = "datenskandal-britische-datenschutzbehoerde-verurteilt-facebook"
 
 
 @pytest.mark.slow
-def test_german_reports_of_one_event_join_and_another_stays_apart(corpus, server, clock, tmp_path):
+def test_german_reports_of_one_event_join_and_another_stays_apart(
+    corpus, server, clock, tmp_path, database
+):
     news = corpus / "feeds" / "news"
     urls = {name.split("_")[1]: serve(server, f"/{name}", (news / name).read_bytes())
             for name in GERMAN}  # fmt: skip
-    config = write_config(tmp_path, urls, EVERYTHING)  # alerts go to standard output
+    # alerts go to standard output
+    config = write_config(tmp_path, urls, EVERYTHING, database=database)
     clock.set(datetime(2018, 10, 29, 8, 0, tzinfo=UTC))
     once(config, clock)
     found = stories(config)

@@ -5,6 +5,7 @@
 - `alerts`: `alerts` (the outbox, `--json`), `alerts retry` and `alerts drop`;
 - `feeds`: `sources` (health, `--json`, `import` and `export` of OPML);
 - `discovery`: `discover`, a site's feeds found from its page;
+- `migrate`: `migrate`, a SQLite database copied into PostgreSQL;
 - `blocks`: the ready-to-paste `[[sources]]` blocks `sources import` and `discover` print;
 - `context`: the lazily loaded config, clock and store every command gets;
 - `report`: the tables and summaries the commands print.

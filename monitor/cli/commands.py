@@ -27,6 +27,7 @@ from monitor import __version__, secrets
 from monitor.cli import alerts as alert_commands
 from monitor.cli import discovery as discovery
 from monitor.cli import feeds as feeds
+from monitor.cli import migrate as migrate_command
 from monitor.cli import mute as mute_commands
 from monitor.cli import report as report
 from monitor.cli import search as search_commands
@@ -238,3 +239,4 @@ cli.add_command(search_commands.test_rule)
 cli.add_command(search_commands.stories)
 cli.add_command(mute_commands.mute)
 cli.add_command(mute_commands.unmute)
+cli.add_command(migrate_command.migrate)

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from monitor import secrets
 from monitor.config.lines import Locator, where
-from monitor.config.overrides import env_overrides
+from monitor.config.overrides import default_worker, env_overrides
 from monitor.config.tables import (
     MB,
     SERVER_SCHEMES,
@@ -85,6 +85,7 @@ class Settings:
     lexicon: tuple[Path, ...] = ()  # the user's lexicon files, added to the shipped one
     rate_limit: tuple[int, float] | None = (20, 600.0)  # (messages, seconds) per channel
     max_age: float = 2 * 86400.0  # older items are stored, not alerted (a source may differ)
+    worker: str = field(default_factory=default_worker)  # NEWS_MONITOR_WORKER, no key of the file
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,10 @@ them waits for their end like a new alert does; an alert several rules matched (
 per article and channel) goes as soon as any of them allows. Each channel has its own rate
 limit (`[channels.NAME] rate_limit`, else `[monitor] rate_limit`): what is over it is held, not
 lost, until the window lets it through.
+If the database goes away mid-drain (a PostgreSQL restart), a channel stops there: the outcome
+of the send it made and the release of the rows it did not reach are kept in `late`
+(store/late.py) and written once the database is back, within the rows' lease, so that alert
+is not sent a second time, and the others do not wait for the lease to run out.
 """
 
 from __future__ import annotations
@@ -27,12 +31,15 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TextIO
 
 from monitor.alerts.plan import STDOUT
 from monitor.alerts.timing import backoff_delay, hold_until, rate_limit_until
+from monitor.errors import StorageError
 from monitor.models import Delivery, DeliveryPolicy, DrainResult, Message, Pending
 from monitor.store import OutboxStore
+from monitor.store.late import LateWrites
 
 LEASE = timedelta(minutes=5)  # a claimed row returns to the queue if its worker dies
 BUDGET = 60.0  # seconds of sending per channel per drain; plus one send's timeout, < LEASE
@@ -69,6 +76,7 @@ async def drain_outbox(
     limit: int = 200,
     budget: float = BUDGET,
     stopping: Callable[[], bool] = lambda: False,
+    late: LateWrites | None = None,
 ) -> DrainResult:
     """Send every due alert once; failures are rescheduled with backoff or marked dead.
 
@@ -81,7 +89,8 @@ async def drain_outbox(
     for batch in group(rows):
         by_channel[batch[0].channel].append(batch)
     send = send or _apprise_send
-    drain = _Drain(outbox, policy, now, digest_message, send, stream, jitter, budget, stopping)
+    drain = _Drain(outbox, policy, now, digest_message, send, stream, jitter, budget, stopping,
+                   late, started + LEASE)  # fmt: skip
     await asyncio.gather(*(drain.channel(c, b) for c, b in by_channel.items()))
     return drain.result
 
@@ -108,6 +117,8 @@ class _Drain:
     jitter: Callable[[], float]
     budget: float
     stopping: Callable[[], bool]
+    late: LateWrites | None  # None: a database error ends the drain (see the module doc)
+    lease_until: datetime  # the claimed rows'
     result: DrainResult = field(default_factory=DrainResult)
 
     async def channel(self, channel: str, batches: list[list[Pending]]) -> None:
@@ -115,17 +126,30 @@ class _Drain:
         target = self.policy.channels.get(channel)
         deadline = time.monotonic() + self.budget
         for n, batch in enumerate(batches):
+            rest = [row.id for later in batches[n:] for row in later]
             if time.monotonic() >= deadline or self.stopping():
-                rest = [row.id for later in batches[n:] for row in later]
                 self.outbox.release_alerts(rest)
                 return
-            if channel != STDOUT and target is None:
-                # a failed attempt, not instant death: a typo in a reloaded config that is
-                # fixed within the retry schedule loses nothing
-                gone = Delivery(ok=False, error=f"channel {channel!r} is not configured")
-                self.record(batch, gone)
-            elif not self.held(channel, batch):
-                self.record(batch, await self.deliver(channel, target, batch))
+            try:
+                delivery = await self.attempt(channel, target, batch)
+            except StorageError as exc:  # nothing sent; the rest goes back once the database is
+                self.later(partial(self.outbox.release_alerts, rest), exc)
+                return
+            if delivery is not None and (exc := self.record(batch, delivery)) is not None:
+                self.later(partial(self.outbox.release_alerts, rest[len(batch) :]), exc)
+                return
+
+    async def attempt(
+        self, channel: str, target: str | None, batch: Sequence[Pending]
+    ) -> Delivery | None:
+        """Send one batch, unless quiet hours or the rate limit hold it (None)."""
+        if channel != STDOUT and target is None:
+            # a failed attempt, not instant death: a typo in a reloaded config that is
+            # fixed within the retry schedule loses nothing
+            return Delivery(ok=False, error=f"channel {channel!r} is not configured")
+        if self.held(channel, batch):
+            return None
+        return await self.deliver(channel, target, batch)
 
     def held(self, channel: str, batch: Sequence[Pending]) -> bool:
         """Postpone the batch if quiet hours or the channel's rate limit hold it now."""
@@ -147,8 +171,21 @@ class _Drain:
         except Exception as exc:  # noqa: BLE001
             return Delivery(ok=False, error=f"internal error: {type(exc).__name__}: {exc}")
 
-    def record(self, batch: Sequence[Pending], delivery: Delivery) -> None:
-        _record(self.outbox, self.policy, batch, delivery, self.now(), self.jitter(), self.result)
+    def record(self, batch: Sequence[Pending], delivery: Delivery) -> StorageError | None:
+        """Record one attempt; if the database is away, once it is back (and say why)."""
+        args = (self.outbox, self.policy, batch, delivery, self.now(), self.jitter())
+        try:
+            _record(*args, self.result)
+        except StorageError as exc:
+            self.later(partial(_record, *args, DrainResult()), exc)
+            return exc
+        return None
+
+    def later(self, write: Callable[[], object], error: StorageError) -> None:
+        """Keep `write` for when the database is back; without `late`, raise `error`."""
+        if self.late is None:
+            raise error
+        self.late.add(self.lease_until, write)
 
 
 def _quiet_hold(policy: DeliveryPolicy, row: Pending, now: datetime) -> datetime | None:

@@ -38,7 +38,7 @@ from monitor.rules.match import Document, Matcher
 from monitor.rules.tree import Bool, Meta, Near, Node, Not, Term
 from monitor.text import fold
 
-__all__ = ["Prefilter", "prefilter", "reads_differently"]
+__all__ = ["COMMON", "Prefilter", "prefilter", "reads_differently"]
 
 _FTS_TABLE = "articles_fts"
 _IN_INDEX = f"a.id IN (SELECT rowid FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH ?)"
@@ -48,15 +48,16 @@ _SAME_FOLD = ((0xC0, 0x24F), (0x1E00, 0x1EFF), (0x391, 0x3A9), (0x400, 0x4FF))
 # Characters of common scripts that both read alike, so a text of them needs no closer look
 # (tests/test_search.py checks each): Latin-1 but ª ² ³ µ ¹ º ¼ ½ ¾ ß; Latin Extended-A but ĳ, ŀ,
 # ŉ, ſ; Greek and Cyrillic letters without accents; Arabic, Hebrew and Devanagari letters;
-# general punctuation and currency signs; CJK ideographs, kana and Hangul syllables.
-_COMMON = (
+# general punctuation and currency signs; CJK ideographs, kana and Hangul syllables. PostgreSQL's
+# index reads them alike too (rules/tsquery.py).
+COMMON = (
     "\u00a0-\u00a9\u00ab-\u00b1\u00b4\u00b6-\u00b8\u00bb\u00bf-\u00de\u00e0-\u0131"
     "\u0134-\u013e\u0141-\u0148\u014a-\u017e\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c1"
     "\u03c3-\u03c9\u0400-\u0482\u048a-\u04ce\u05d0-\u05ea\u0621-\u063a\u0641-\u064a"
     "\u0905-\u0939\u2000-\u2052\u2057\u205f-\u2063\u206a-\u206f\u20a0-\u20a7\u20a9-\u20b1"
     "\u3041-\u3096\u30a1-\u30fa\u4e00-\u9fa5\uac00-\ud7a3"
 )
-_UNCOMMON = re.compile(f"[^\\x00-\\x7f{_COMMON}]")
+_UNCOMMON = re.compile(f"[^\\x00-\\x7f{COMMON}]")
 # A number run into letters, found in the UTF-8 bytes with every digit as "0", "." and "," as
 # ".", every letter as "a" (any byte of a character beyond ASCII too) and the rest as " ": as in
 # text.py, a bytes translate and a search for a fixed "0.0" cost a third of a regex on the text.

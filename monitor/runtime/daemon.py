@@ -29,7 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from monitor.clock import Clock, SystemClock
 from monitor.config import loader as config_mod
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, StorageError
 from monitor.runtime import logs as logs
 from monitor.runtime.healthz import HealthServer, is_loopback, start_health_server
 from monitor.runtime.process import LooseThreads
@@ -65,6 +65,7 @@ class Daemon:
         self._announce_task: asyncio.Task | None = None
         self._last_tick = self.clock.now()
         self.exit_code = 0  # 1 once the database file is lost (see tick)
+        self._away_since: datetime | None = None  # the database stopped answering then
 
     def _stamp(self) -> tuple[int, int] | None:
         try:
@@ -89,13 +90,15 @@ class Daemon:
         scheduler.add_job(self.tick, "interval", seconds=TICK, id="tick", **options)
         scheduler.add_job(self.drain_soon, "interval", seconds=TICK, id="drain", **options)
         scheduler.add_job(self.watch_config, "interval", seconds=WATCH, id="watch", **options)
-        for job, every in (("prune", {"hours": 1}), ("check_sources", {"minutes": 1})):
-            scheduler.add_job(self.housekeeping, "interval", [job], id=job, **every, **options)
+        for job, every in (("prune", 3600), ("check_sources", 60)):
+            args = [job, every]
+            scheduler.add_job(self.housekeeping, "interval", args, id=job, seconds=every, **options)
         every = config.settings.interval  # the "poll cycle" line
         scheduler.add_job(self.summary, "interval", seconds=every, id="summary", **options)
         scheduler.start()
         log.info(
             "daemon started",
+            worker=config.settings.worker,
             sources=len(config.sources),
             rules=len(config.rules),
             database=describe(config.settings.database),
@@ -151,8 +154,25 @@ class Daemon:
         self.monitor.metrics.set_scheduler_lag(lag)
         try:
             self.monitor.start_due_polls()
+        except StorageError as exc:
+            self._database_away(exc)
         except MonitorError:
             log.exception("cannot start polls")
+        else:
+            self._database_back()
+
+    def _database_away(self, exc: StorageError) -> None:
+        """One line when the database stops answering (a server restarting), not one a tick:
+        polls and sends wait for it, and /healthz says why meanwhile."""
+        if self._away_since is None:
+            self._away_since = self.clock.now()
+            log.error("database unavailable: polls and sends wait for it", error=str(exc))
+
+    def _database_back(self) -> None:
+        if self._away_since is not None:
+            seconds = (self.clock.now() - self._away_since).total_seconds()
+            self._away_since = None
+            log.info("database available again", seconds_away=round(seconds, 1))
 
     async def announce_next_poll(self) -> None:
         """Once the start-up's polls are done (or their deadline passed), say when the next
@@ -201,15 +221,24 @@ class Daemon:
         try:
             if self.monitor is not None:
                 await self.monitor.drain()
+        except StorageError as exc:
+            self._database_away(exc)
         except MonitorError:
             log.exception("cannot drain the outbox")
 
-    async def housekeeping(self, job: str) -> None:
-        """Retention ("prune") and source health ("check_sources"): a failure is logged, and
-        the job runs again at its next time."""
-        if self.monitor is not None and not self.stopping.is_set() and not self.monitor.writer.busy:
+    async def housekeeping(self, job: str, every: float) -> None:
+        """Retention ("prune") and source health ("check_sources"), once per `every` seconds
+        across every worker on the database (Store.claim_job; a little early, so the next
+        worker's timer finds it due): a failure is logged, and the job runs again at its
+        next time."""
+        monitor = self.monitor
+        if monitor is not None and not self.stopping.is_set() and not monitor.writer.busy:
             try:
-                getattr(self.monitor, job)()
+                now = self.clock.now()
+                if monitor.store.claim_job(job, now, now + timedelta(seconds=every * 0.9)):
+                    getattr(monitor, job)()
+            except StorageError as exc:
+                self._database_away(exc)
             except MonitorError:
                 log.exception("housekeeping failed", job=job)
 
@@ -219,7 +248,9 @@ class Daemon:
         store = self.monitor.store if self.monitor is not None else None
         # while the writer stores a poll, the write lock is ours: the database is fine
         busy = self.monitor is not None and self.monitor.writer.busy
-        database = store is not None and (store.lost() or busy or store.writable())  # lost: why
+        database: bool | str = False
+        if store is not None:  # failing: why (a file lost, a server away: its URL, no password)
+            database = store.lost() or busy or store.write_problem() or True
         return {"scheduler": alive and fresh, "database": database}
 
     async def watch_config(self) -> None:

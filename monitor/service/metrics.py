@@ -6,6 +6,11 @@ Each `Metrics` owns its own `CollectorRegistry` instead of prometheus_client's g
 tests and several daemons in one process never clash over metric names. The Monitor and the
 daemon call the methods below; nothing else in the code base imports prometheus_client.
 
+Every series carries the worker's name (`worker="host:pid"`, or NEWS_MONITOR_WORKER): several
+workers on one PostgreSQL database are told apart on a dashboard, whatever the scraper calls
+its targets. prometheus_client has no constant labels, so the label is added at each scrape
+(`render`) rather than passed at every count.
+
 Every labelled series is created up front (at zero), so a dashboard sees `outcome="error"` before
 the first error instead of a missing series.
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -32,6 +37,7 @@ from prometheus_client import (
     Summary,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 
 from monitor.alerts.held import REASON_WORDS as HELD_REASONS
 from monitor.ingest.normalize import SKIP_REASONS
@@ -50,8 +56,11 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, worker: str | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._clock = clock
+        self.worker = worker  # None: no `worker` label (a Metrics of its own, in tests)
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         self.polls = Counter(
@@ -236,5 +245,21 @@ class Metrics:
         self.sources_malformed.set(n)
 
     def render(self) -> bytes:
-        """The text exposition format, for `/metrics`."""
-        return generate_latest(self.registry)
+        """The text exposition format, for `/metrics`; every series labelled with the worker."""
+        if self.worker is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Labelled(self.registry, {"worker": self.worker}))
+
+
+class _Labelled:
+    """A registry whose every sample gets `labels` too (what generate_latest reads: collect)."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self.registry, self.labels = registry, labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [s._replace(labels={**s.labels, **self.labels})
+                                for s in family.samples]  # fmt: skip
+            yield labelled

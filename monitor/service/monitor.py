@@ -11,6 +11,7 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -23,6 +24,7 @@ from monitor.delivery.drain import drain_outbox
 from monitor.errors import MonitorError, StorageError
 from monitor.ingest.fulltext import FullText
 from monitor.models import DeliveryPolicy, DrainResult, Message, Pending, PollResult, Source
+from monitor.service import schedule
 from monitor.service import source_health as source_health
 from monitor.service.allocator import tune_malloc
 from monitor.service.factories import make_fetcher, make_ruleset
@@ -31,6 +33,7 @@ from monitor.service.metrics import Metrics
 from monitor.service.pipeline import ANALYSE_SLOTS, poll_failed, poll_source
 from monitor.service.tally import PollTally
 from monitor.store import open_store
+from monitor.store.late import LateWrites
 from monitor.store.writer import Writer
 from monitor.stories.lexicon import load_lexicon
 
@@ -66,7 +69,7 @@ class Monitor:
         self.clock = clock or SystemClock()
         self._index(config)
         self.planner = self._make_planner(config)
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(worker=config.settings.worker)
         self._label_sources(config)
         self.tally = PollTally()  # polls since the daemon's last "poll cycle" line
         self.store = open_store(config.settings.database)
@@ -80,6 +83,8 @@ class Monitor:
         self.fulltext = FullText(parsing=self.analysing)
         self.polling = asyncio.Semaphore(config.settings.concurrency)  # see `poll`
         self.inflight: dict[str, asyncio.Task] = {}
+        self.leases: dict[str, datetime] = {}  # when the lease of each poll in flight ends
+        self.late = LateWrites()  # what the database missed while it was away (store/late.py)
         self._drain_lock = asyncio.Lock()
         self.stopping = asyncio.Event()  # set by the daemon on SIGTERM: drains hand rows back
         self.storage_error: str | None = None  # the last poll that could not be stored
@@ -199,10 +204,17 @@ class Monitor:
 
     async def _poll_failed(self, source: Source, started: datetime, error: str) -> PollResult:
         """A poll that ended outside the pipeline's own error handling (deadline, crash,
-        storage): recorded like any failed poll, unless the store itself is what failed."""
-        errors = self.store.source_state(source.name).consecutive_errors
+        storage): recorded like any failed poll; if the database is away, once it is back
+        (within the lease: the source is polled again then, not after the lease)."""
         try:
+            errors = self.store.source_state(source.name).consecutive_errors
             return await poll_failed(self.writer, source, error, started, errors)
+        except StorageError:
+            if (lease := self.leases.get(source.name)) is not None:
+                retry = schedule.after_failure(source.interval, 1, started)
+                record = self.store.record_failure
+                self.late.add(lease, partial(record, source.name, error, started, retry,
+                                             source.shown_url))  # fmt: skip
         except MonitorError:
             log.exception("cannot record poll failure", source=source.name)
         return PollResult(source.name, "error", error=error)
@@ -223,21 +235,34 @@ class Monitor:
         if room <= 0:
             return 0
         now = self.clock.now()
+        self._catch_up(now)
         lease = now + timedelta(seconds=self.poll_deadline() + 60)
         started = 0
         for name in self.store.claim_due(now, lease, limit=room):
             if name in self.inflight:  # its lease ran out mid-poll: that poll ends it
                 continue
             task = asyncio.create_task(self._poll_then_drain(name), name=f"poll:{name}")
-            self.inflight[name] = task
-            task.add_done_callback(lambda _t, n=name: self.inflight.pop(n, None))
+            self.inflight[name], self.leases[name] = task, lease
+            task.add_done_callback(lambda _t, n=name: self._poll_ended(n))
             started += 1
         return started
+
+    def _catch_up(self, now: datetime) -> None:
+        """The database is back (or never left): first what it missed (store/late.py)."""
+        if self.late and (done := self.late.flush(now)):
+            log.info("recorded what the database missed", writes=done)
+
+    def _poll_ended(self, name: str) -> None:
+        self.inflight.pop(name, None)
+        self.leases.pop(name, None)
 
     async def _poll_then_drain(self, name: str) -> None:
         result = await self.poll(name)
         if result is not None and result.found:
-            await self.drain()  # a new match goes out now, not at the next tick
+            try:
+                await self.drain()  # a new match goes out now, not at the next tick
+            except MonitorError as exc:  # the database went away: the next tick's drain sends
+                log.warning("cannot drain the outbox", error=str(exc))
 
     async def poll_everything(
         self, on_done: Callable[[PollResult | None], None] | None = None
@@ -265,6 +290,7 @@ class Monitor:
         if self._drain_lock.locked() or self.writer.busy:  # a big save: deliver next tick
             return None
         tz = self.config.settings.timezone
+        self._catch_up(self.clock.now())
         texts.complete_unsent(self.store, tz, self.clock.now())
         async with self._drain_lock:
             result = await drain_outbox(
@@ -273,6 +299,7 @@ class Monitor:
                 now=self.clock.now,
                 digest_message=self.digest_message,
                 stopping=self.stopping.is_set,
+                late=self.late,
             )
         for outcome in ("sent", "failed", "dead"):
             for _ in range(getattr(result, outcome)):

@@ -14,6 +14,7 @@ from monitor.models import Article, Known, Match, SearchHit
 from monitor.rules import fts
 from monitor.rules.match import Document
 from monitor.rules.query import Query
+from monitor.rules.tree import Node
 from monitor.store import rows
 from monitor.store.connection import SqliteBase
 from monitor.store.rows import ARTICLE_COLUMNS, ARTICLE_COLUMNS_A, article_from_row
@@ -89,18 +90,24 @@ class ArticlesMixin(SqliteBase):
         differently from the matcher (fts.reads_differently) are matched without it."""
         names = [row[0] for row in self.db.execute("SELECT DISTINCT source FROM articles")]
         scope = _scope(since, sources)
-        pre = fts.prefilter(query.root, sources=names)
+        pre = self._prefilter(query.root, names)
         where, params = f"({pre.where}) AND {scope[0]}", (*pre.params, *scope[1])
         try:
             if pre.fts is None:  # nothing the index can narrow: every row, newest first
                 return self._snippets(_confirm(query, self._rows(where, params), limit), None)
             found = _confirm(query, self._indexed(pre.fts, where, params), limit)
-            rescue = fts.prefilter(query.root, sources=names, use_index=False)
+            rescue = self._prefilter(query.root, names, use_index=False)
             found += self._unindexed(query, rescue, scope, found, limit)
             found.sort(key=_newest, reverse=True)
             return self._snippets(found[:limit], pre.highlight)
         except sqlite3.OperationalError as exc:
             raise StorageError(f"search {query.text!r} failed: {exc}") from exc
+
+    def _prefilter(
+        self, root: Node, sources: Sequence[str], *, use_index: bool = True
+    ) -> fts.Prefilter:
+        """The index's pre-filter of a query (fts.prefilter; PostgreSQL's: pg/search.py)."""
+        return fts.prefilter(root, sources=sources, use_index=use_index)
 
     def _unindexed(
         self,
@@ -112,18 +119,23 @@ class ArticlesMixin(SqliteBase):
     ) -> list[_Hit]:
         """The hits among the articles the index may read otherwise than the matcher: of the
         rows `pre` (metadata only) and `scope` select, newer than the last of `limit` hits
-        found, those `fts.reads_differently` flags (checked here, row by row, newest first)."""
+        found, those `_read_otherwise` finds."""
         where, params = f"({pre.where}) AND {scope[0]}", (*pre.params, *scope[1])
         if len(found) >= limit:
             where, params = _newer(where, params, found[-1])
         seen = {hit[1] for hit in found}
+        odd = [id_ for id_ in self._read_otherwise(where, params) if id_ not in seen]
+        return _confirm(query, self._by_ids(odd), limit)
+
+    def _read_otherwise(self, where: str, params: tuple) -> list[int]:
+        """The ids of the rows `where` selects that `fts.reads_differently` flags, newest first
+        (checked here, row by row)."""
         rows = self.db.execute(
             f"SELECT a.id, a.title, a.summary, a.text FROM articles a WHERE {where} "
             f"ORDER BY {_ORDER}",
             params,
         )
-        odd = [r[0] for r in rows if r[0] not in seen and fts.reads_differently(*r[1:])]
-        return _confirm(query, self._by_ids(odd), limit)
+        return [row[0] for row in rows if fts.reads_differently(*row[1:])]
 
     def _rows(self, where: str, params: tuple) -> Iterator[_Row]:
         """(published, id, article) of the rows `where` selects, newest first, read lazily."""
@@ -138,12 +150,19 @@ class ArticlesMixin(SqliteBase):
 
     def _indexed(self, expression: str, where: str, params: tuple) -> Iterator[_Row]:
         """The rows the index finds for `expression` and `where` selects, newest first."""
-        ids = self.db.execute(
-            f"SELECT a.id FROM articles a WHERE a.id IN (SELECT rowid FROM articles_fts "
-            f"WHERE articles_fts MATCH ?) AND {where} ORDER BY {_ORDER}",
-            (expression, *params),
+        return self._by_ids(
+            self._ids(
+                f"a.id IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?) AND {where}",
+                (expression, *params),
+            )
         )
-        return self._by_ids([row[0] for row in ids])
+
+    def _ids(self, where: str, params: tuple) -> list[int]:
+        """The ids of the rows `where` selects, newest first."""
+        found = self.db.execute(
+            f"SELECT a.id FROM articles a WHERE {where} ORDER BY {_ORDER}", params
+        )
+        return [row[0] for row in found]
 
     def _by_ids(self, ids: Sequence[int]) -> Iterator[_Row]:
         """The rows of `ids`, in that order, read a batch at a time (most searches stop at the
@@ -158,28 +177,33 @@ class ArticlesMixin(SqliteBase):
         snippets: dict[int, str] = {}
         for at in range(0, len(found) if highlight else 0, _BATCH):
             ids = [hit[1] for hit in found[at : at + _BATCH]]
-            snippets.update(
-                self.db.execute(
-                    "SELECT rowid, snippet(articles_fts, -1, '[', ']', '…', 12) FROM articles_fts "
-                    f"WHERE articles_fts MATCH ? AND rowid IN ({', '.join('?' * len(ids))})",
-                    (highlight, *ids),
-                )
-            )
+            snippets.update(self._snippet_texts(ids, highlight))  # type: ignore[arg-type]
         return [
             SearchHit(id_, article, match.terms, snippets.get(id_) or _opening(article))
             for _, id_, article, match in found
         ]
 
+    def _snippet_texts(self, ids: Sequence[int], highlight: str) -> dict[int, str]:
+        """Article id -> the index's snippet of the words of `highlight`, '[' ']' around them."""
+        return dict(
+            self.db.execute(
+                "SELECT rowid, snippet(articles_fts, -1, '[', ']', '…', 12) FROM articles_fts "
+                f"WHERE articles_fts MATCH ? AND rowid IN ({', '.join('?' * len(ids))})",
+                (highlight, *ids),
+            )
+        )
+
 
 _BATCH = 200
-_ORDER = "a.published DESC, a.id DESC"  # the `published` index, with the rowid it ends in
+# the `published` index, with the rowid it ends in (NULLS LAST: SQLite's order, PostgreSQL's too)
+_ORDER = "a.published DESC NULLS LAST, a.id DESC"
 _Row = tuple[str | None, int, Article]  # published as stored, id, article
 _Hit = tuple[str | None, int, Article, Match]
 
 
 def _scope(since: datetime | None, sources: Sequence[str]) -> tuple[str, tuple]:
     """SQL for --since and --source."""
-    parts, params = ["1"], []
+    parts, params = ["TRUE"], []
     if since is not None:
         parts.append("a.published >= ?")
         params.append(ts(since))

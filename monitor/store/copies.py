@@ -116,8 +116,8 @@ def check_copy(batch: PollWindow, candidate: Candidate, known: Known | None) -> 
 def insert_copies(conn: sqlite3.Connection, values: Sequence[tuple]) -> None:
     """Remember copies: (original id, source, url, guid, title, seen_at, tier, similarity)."""
     conn.executemany(
-        "INSERT OR IGNORE INTO copies (article_id, source, url, guid, title, seen_at, tier, "
-        "similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO copies (article_id, source, url, guid, title, seen_at, tier, "
+        "similarity) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         values,
     )
 
@@ -135,7 +135,8 @@ def file_signatures(
     """File (article id, sketch) pairs in the window, under their index keys."""
     at = ts(now)
     conn.executemany(
-        "INSERT OR REPLACE INTO signatures (article_id, at, sig) VALUES (?, ?, ?)",
+        "INSERT INTO signatures (article_id, at, sig) VALUES (?, ?, ?) ON CONFLICT (article_id) "
+        "DO UPDATE SET at = excluded.at, sig = excluded.sig",
         [(article_id, at, _pack(sig)) for article_id, sig in sigs],
     )
     conn.executemany(

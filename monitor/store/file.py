@@ -122,7 +122,7 @@ def _use_wal(conn: sqlite3.Connection, timeout: float) -> None:
 
 def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """A `mode=ro` connection; an older file is migrated first (that needs write access)."""
-    conn = _open_read_only(path, timeout)
+    conn = open_read_only(path, timeout)
     if _version(conn) < len(MIGRATIONS):
         conn.close()
         upgrade = _connect(path, timeout)
@@ -130,11 +130,11 @@ def _connect_read_only(path: Path, timeout: float) -> sqlite3.Connection:
             migrate(sqlite_utils.Database(upgrade))
         finally:
             upgrade.close()
-        conn = _open_read_only(path, timeout)
+        conn = open_read_only(path, timeout)
     return conn
 
 
-def _open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
+def open_read_only(path: Path, timeout: float) -> sqlite3.Connection:
     """SQLite reads a WAL file through its `-shm` index, which it cannot create in a directory
     this user cannot write. With no `-wal` file no writer has the file open, so it is read
     `immutable` then (a writer starting meanwhile may leave this reader a stale view)."""

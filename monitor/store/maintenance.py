@@ -80,13 +80,30 @@ class MaintenanceMixin(SqliteBase):
         return before, self.file_size()
 
     def writable(self) -> bool:
-        """Can we take the write lock right now? (for /healthz)"""
+        """Can we take the write lock right now?"""
+        return self.write_problem() is None
+
+    def write_problem(self) -> str | None:
+        """Why a write would fail right now (the locked file, the server that does not answer),
+        None if it would not: what /healthz says of the database."""
         try:
             with self.immediate():
                 pass
-        except StorageError:
-            return False
-        return True
+        except StorageError as exc:
+            return str(exc)
+        return None
+
+    def claim_job(self, name: str, now: datetime, next_run: datetime) -> bool:
+        """Is it this process's turn to run housekeeping job `name`? True once per period across
+        every process on the database: the one whose upsert moves `next_run` from the past to
+        `next_run` (one atomic statement on either backend)."""
+        with self.immediate() as conn:
+            won = conn.execute(
+                "INSERT INTO jobs (name, next_run) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET next_run = excluded.next_run WHERE jobs.next_run <= ? RETURNING name",
+                (name, ts(next_run), ts(now)),
+            ).fetchall()
+        return bool(won)
 
     def release_leases(self) -> tuple[int, int]:
         """Hand back every source and outbox lease: (sources, alerts).

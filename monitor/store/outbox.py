@@ -213,6 +213,8 @@ class OutboxMixin(SqliteBase):
         schedule); with `ids`, those of them that are dead or dropped. Returns them."""
         where = "status = 'dead'"
         params: list = []
+        if ids is not None and not ids:  # none chosen (and `IN ()` is SQLite's only)
+            return []
         if ids is not None:
             where = f"status IN ('dead', 'dropped') AND id IN ({','.join('?' * len(ids))})"
             params = list(ids)
@@ -247,6 +249,8 @@ class OutboxMixin(SqliteBase):
         now (its lease runs) is left to finish; one of `rule` that other rules matched too is
         kept, since it is their alert as well (drop it by id)."""
         where, params = ["status = 'pending'"], []
+        if ids is not None and not ids:  # none chosen (and `IN ()` is SQLite's only)
+            return Dropped(())
         if ids is not None:
             where = [f"status IN ('pending', 'dead') AND id IN ({','.join('?' * len(ids))})"]
             params += list(ids)

@@ -64,9 +64,9 @@ def insert_alerts(conn: sqlite3.Connection, alerts: Sequence[Alert], now: dateti
     added = 0
     for alert in alerts:
         cur = conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, rule, rules, channel, article_id, story_id, "
+            "INSERT INTO outbox (key, rule, rules, channel, article_id, story_id, "
             "digest, title, text, markdown, html, created_at, due_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (
                 alert.key,
                 alert.rule,
@@ -132,8 +132,8 @@ def insert_match(
     """Record that a rule matched an article (`held`: why it alerts nothing, alerts/held.py);
     False if it was recorded before (a replay)."""
     cur = conn.execute(
-        "INSERT OR IGNORE INTO matches (article_id, rule, terms, matched_at, held) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO matches (article_id, rule, terms, matched_at, held) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (article_id, match.rule, json.dumps(list(match.terms)), ts(now), held),
     )
     return cur.rowcount == 1
@@ -288,8 +288,10 @@ def save_item_hashes(
     if rows:
         at = ts(now)
         conn.executemany(
-            "INSERT OR REPLACE INTO item_hashes (source, item_key, item_hash, seen_at, listed_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO item_hashes (source, item_key, item_hash, seen_at, listed_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, item_key) DO UPDATE SET "
+            "item_hash = excluded.item_hash, seen_at = excluded.seen_at, "
+            "listed_at = excluded.listed_at",
             [(source, key, digest, at, at) for key, digest in rows],
         )
 
@@ -327,13 +329,13 @@ def most_shared(
     """SQL (and its parameters) for the `limit` `target`s of an index `table` filed under most
     of `keys` since `since`, columns (target, shared, latest). Each key brings at most its
     `per_key` newest rows, so the work stays bounded however common a key is."""
-    newest = " UNION ALL ".join(
+    newest = " UNION ALL ".join(  # PostgreSQL (before 16) wants every subquery named
         f"SELECT * FROM (SELECT {target}, at FROM {table} WHERE {key} = ? AND at >= ? "
-        "ORDER BY at DESC LIMIT ?)"
-        for _ in keys
+        f"ORDER BY at DESC LIMIT ?) k{n}"
+        for n in range(len(keys))
     )
     sql = (
-        f"SELECT {target}, COUNT(*) AS shared, MAX(at) AS latest FROM ({newest}) "
+        f"SELECT {target}, COUNT(*) AS shared, MAX(at) AS latest FROM ({newest}) newest "
         f"GROUP BY {target} ORDER BY shared DESC, latest DESC LIMIT ?"
     )
     return sql, [*(p for k in keys for p in (k, ts(since), per_key)), limit]

@@ -326,6 +326,15 @@ def _v12_alert_rules(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE outbox SET rules = json_array(rule)")
 
 
+def _v13_jobs(db: sqlite_utils.Database) -> None:
+    """Housekeeping jobs (retention, source health) run once per period however many workers
+    share the database: a worker runs one only when it moves the job's `next_run` past now
+    (MaintenanceMixin.claim_job); PostgreSQL's schema has the same table."""
+    db.execute(
+        "CREATE TABLE jobs (name TEXT PRIMARY KEY, next_run TEXT NOT NULL, holder TEXT)"
+    )
+
+
 Migration = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: list[Migration] = [
     _v1_foundation,
@@ -340,4 +349,5 @@ MIGRATIONS: list[Migration] = [
     _v10_sketch_hash,
     _v11_mutes,
     _v12_alert_rules,
+    _v13_jobs,
 ]

@@ -38,24 +38,29 @@ def _times_parsed(row: dict) -> dict:
 
 class SourcesMixin(SqliteBase):
     def sync_sources(self, sources: Sequence[Source], now: datetime) -> None:
-        """Make the sources table follow the config; keep state of sources that stay."""
+        """Make the sources table follow the config; keep state of sources that stay.
+
+        Batched (executemany; the names as one JSON array): hundreds of thousands of sources
+        are past both engines' limit on parameters of one statement."""
         with self.immediate() as conn:
-            for source in sources:
-                conn.execute(
-                    "INSERT INTO sources (name, url, kind, enabled, next_poll) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
-                    "url = excluded.url, kind = excluded.kind, enabled = excluded.enabled",
-                    (source.name, source.shown_url, source.kind, int(source.enabled), ts(now)),
-                )
-                # a changed URL is a new feed: forget the old conditional-GET state
-                conn.execute(
-                    "UPDATE sources SET etag = NULL, last_modified = NULL, body_hash = NULL "
-                    "WHERE name = ? AND state_url IS NOT ? ",
-                    (source.name, source.shown_url),
-                )
-            names = [s.name for s in sources]
-            marks = ",".join("?" * len(names))
-            conn.execute(f"UPDATE sources SET enabled = 0 WHERE name NOT IN ({marks})", names)
+            conn.executemany(
+                "INSERT INTO sources (name, url, kind, enabled, next_poll) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+                "url = excluded.url, kind = excluded.kind, enabled = excluded.enabled",
+                [(s.name, s.shown_url, s.kind, int(s.enabled), ts(now)) for s in sources],
+            )
+            # a changed URL is a new feed: forget the old conditional-GET state
+            conn.executemany(
+                "UPDATE sources SET etag = NULL, last_modified = NULL, body_hash = NULL "
+                "WHERE name = ? AND state_url IS NOT ? ",
+                [(s.name, s.shown_url) for s in sources],
+            )
+            names = json.dumps([s.name for s in sources])
+            conn.execute(
+                "UPDATE sources SET enabled = 0 WHERE enabled != 0 AND name NOT IN "
+                "(SELECT value FROM json_each(?))",
+                (names,),
+            )
 
     def source_state(self, name: str) -> SourceState:
         row = self.db.execute(
@@ -80,9 +85,9 @@ class SourcesMixin(SqliteBase):
         """Names of enabled sources whose next poll time has come, oldest first."""
         rows = self.db.execute(
             "SELECT name FROM sources WHERE enabled = 1 AND (next_poll IS NULL OR next_poll <= ?) "
-            "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll LIMIT ?",
+            "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll NULLS FIRST LIMIT ?",
             (ts(now), ts(now), limit),
-        ).fetchall()
+        ).fetchall()  # NULLS FIRST: SQLite's order, said for PostgreSQL (NULLs last otherwise)
         return [r[0] for r in rows]
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int = 100) -> list[str]:
@@ -92,8 +97,8 @@ class SourcesMixin(SqliteBase):
             rows = conn.execute(
                 "UPDATE sources SET lease_until = ? WHERE name IN (SELECT name FROM sources "
                 "WHERE enabled = 1 AND (next_poll IS NULL OR next_poll <= ?) "
-                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll LIMIT ?) "
-                "RETURNING name",
+                "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll NULLS FIRST "
+                "LIMIT ?) RETURNING name",
                 (ts(lease_until), ts(now), ts(now), limit),
             ).fetchall()
         return [row[0] for row in rows]
@@ -173,7 +178,8 @@ def record_success(
         "next_poll = ?, lease_until = NULL, state_url = ?, last_new = ?, "
         "items_seen = items_seen + ?, last_skipped = COALESCE(?, last_skipped), "
         "skipped_reasons = COALESCE(?, skipped_reasons), "
-        "last_warning = CASE WHEN ? IS NULL THEN last_warning ELSE NULLIF(?, '') END, "
+        "last_warning = CASE WHEN CAST(? AS TEXT) IS NULL THEN last_warning "  # typed: PostgreSQL
+        "ELSE NULLIF(?, '') END, "
         "last_clean = CASE WHEN COALESCE(?, last_warning, '') = '' THEN ? ELSE last_clean END "
         "WHERE name = ?",
         (

@@ -67,12 +67,12 @@ def count_terms(
     counts = Counter(term for bag in bags for term in bag)
     conn.executemany(
         "INSERT INTO term_df (term, bucket, n) VALUES (?, ?, ?) "
-        "ON CONFLICT (term, bucket) DO UPDATE SET n = n + excluded.n",
+        "ON CONFLICT (term, bucket) DO UPDATE SET n = term_df.n + excluded.n",
         [(term, bucket, n) for term, n in counts.items()],
     )
     conn.execute(
         "INSERT INTO window_docs (bucket, n) VALUES (?, ?) "
-        "ON CONFLICT (bucket) DO UPDATE SET n = n + excluded.n",
+        "ON CONFLICT (bucket) DO UPDATE SET n = window_docs.n + excluded.n",
         (bucket, len(bags)),
     )
 
@@ -179,12 +179,12 @@ def assign_story(
 
 
 def _open_story(conn: sqlite3.Connection, article: Article, now: datetime) -> int:
-    cur = conn.execute(
+    row = conn.execute(
         "INSERT INTO stories (first_seen, last_seen, headline, size, facts, centroid) "
-        "VALUES (?, ?, ?, 0, '[]', '{}')",
+        "VALUES (?, ?, ?, 0, '[]', '{}') RETURNING id",
         (ts(now), ts(now), article.title),
-    )
-    return int(cur.lastrowid)
+    ).fetchone()
+    return int(row[0])
 
 
 def _update_story(
@@ -259,7 +259,7 @@ def merge_stories(
         conn.execute(
             "INSERT INTO story_index (term, story_id, at) SELECT term, ?, at FROM story_index "
             "WHERE story_id = ? ON CONFLICT (term, story_id) DO UPDATE SET "
-            "at = MAX(at, excluded.at)",
+            "at = MAX(story_index.at, excluded.at)",
             (into.id, other.id),
         )
         conn.execute("DELETE FROM story_index WHERE story_id = ?", (other.id,))
@@ -408,8 +408,8 @@ def record_story_alert(
     n = max((s.n for s in ctx.sent), default=-1) + 1
     reason = developments.OPENING if n == 0 else developments.development(ctx) or ""
     conn.execute(
-        "INSERT OR IGNORE INTO story_alerts (story_id, rule, n, article_id, at, reason) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO story_alerts (story_id, rule, n, article_id, at, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (ctx.story_id, rule, n, article_id, ts(now), reason),
     )
 

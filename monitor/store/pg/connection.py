@@ -4,9 +4,11 @@ The store's parts call `self.db.execute(sql, params)` and, inside `self.immediat
 `conn.execute` / `conn.executemany`, in the SQL they share with SQLite (pg/dialect.py rewrites
 the rest). Here that runs on a psycopg 3 `ConnectionPool` of this process: a read borrows a
 connection for one statement, a transaction for its length. A connection the server dropped
-(a restart, a partition) is discarded by the pool and replaced on the next borrow, so the store
-carries on once the server is back; meanwhile every call raises `StorageError`, and the
-daemon's poll or send waits for its next turn (nothing is lost: it was never committed).
+(a restart, a partition) is discarded at its next borrow and replaced, so the store carries on
+once the server is back; meanwhile every call raises `StorageError` at once (`Outage`: not
+after the pool's 10 s wait, which on the daemon's event loop would stall `/healthz` and every
+tick), and the daemon's poll or send waits for its next turn (nothing is lost: it was never
+committed).
 
 Writes that place articles in stories (`serial=True`) take one transaction-level advisory lock,
 as SQLite's `BEGIN IMMEDIATE` takes the file's: two workers storing reports of the same event
@@ -16,6 +18,7 @@ at the same moment see each other's stories, so it is one story and one alert.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
@@ -25,6 +28,9 @@ from monitor.store.pg import schema
 from monitor.store.pg.dialect import to_postgres
 
 WRITE_LOCK = 7_210_431_002  # pg_advisory_xact_lock key: story placement, retention
+MAX_CONNECTIONS = 8  # per process (README "Running on PostgreSQL": max_connections)
+PROBE_EVERY = 2.0  # seconds between tries to reach a server that did not answer
+PROBE_TIMEOUT = 2  # seconds a try may take (libpq's minimum): a partition drops packets
 _POOLS: dict[str, Any] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -57,11 +63,12 @@ def _open_pool(url: str, timeout: float) -> Any:
     pool = ConnectionPool(
         url,
         min_size=1,
-        max_size=8,
+        max_size=MAX_CONNECTIONS,
         kwargs={"autocommit": True, "connect_timeout": max(1, int(timeout))},
         timeout=timeout,
-        check=ConnectionPool.check_connection,
-        reconnect_timeout=0,  # keep trying while the server is away: workers outlive outages
+        # no `check`: PgDb checks a borrowed connection itself, and fails at once when the
+        # server is away (the pool's check would wait its whole `timeout` for a new one)
+        reconnect_timeout=0,  # a failed growth gives up at once; the next borrow asks again
         name="news-monitor",
         open=False,
     )
@@ -110,11 +117,46 @@ class Result:
         return iter(self.rows)
 
 
+class Outage:
+    """Whether the server of one URL answers, as this process last saw it: while it does not,
+    a borrow fails at once with the last reason, and tries the server again (one connection
+    attempt) at most every PROBE_EVERY s; the first answer ends the outage."""
+
+    _all: dict[str, Outage] = {}
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.reason: str | None = None  # None: the server answered last time
+        self._tried = 0.0
+
+    @classmethod
+    def of(cls, url: str) -> Outage:
+        with _POOLS_LOCK:
+            return cls._all.setdefault(url, cls(url))
+
+    def check(self, *, probe: bool = False) -> None:
+        """Raise StorageError while the server is known not to answer; `probe`: it just failed
+        a borrowed connection, try it now."""
+        if self.reason is None and not probe:
+            return
+        if self.reason is not None and time.monotonic() - self._tried < PROBE_EVERY:
+            raise StorageError(f"database {shown(self.url)}: {self.reason}")
+        import psycopg
+
+        try:
+            psycopg.connect(self.url, connect_timeout=PROBE_TIMEOUT).close()
+        except psycopg.Error as exc:
+            self.reason, self._tried = _reason(exc), time.monotonic()
+            raise StorageError(f"database {shown(self.url)}: {self.reason}") from exc
+        self.reason = None
+
+
 class PgDb:
     """What the store's parts call `self.db` and `conn`: execute, executemany, close."""
 
     def __init__(self, url: str, pool: Any) -> None:
         self.url, self.pool = url, pool
+        self.outage = Outage.of(url)
         self._tx: Any = None  # the connection of the open transaction, if any
 
     @property
@@ -129,7 +171,7 @@ class PgDb:
         if self._tx is not None:
             return _run(self._tx, sql, params)
         try:
-            with self.pool.connection() as conn:
+            with self._borrow() as conn:
                 return _run(conn, sql, params)
         except StorageError:
             raise
@@ -153,7 +195,7 @@ class PgDb:
             yield self
             return
         try:
-            with self.pool.connection() as conn, conn.transaction():
+            with self._borrow() as conn, conn.transaction():
                 if serial:
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 self._tx = conn
@@ -170,6 +212,28 @@ class PgDb:
 
     def close(self) -> None:
         """Nothing to do: the pool is the process's (close_pools)."""
+
+    @contextmanager
+    def _borrow(self) -> Iterator[Any]:
+        """A pooled connection that answers: a dead one (the server restarted since) is handed
+        back, which drops it, and the next taken; StorageError at once if the server is away."""
+        import psycopg
+
+        self.outage.check()
+        for _ in range(MAX_CONNECTIONS + 1):  # every idle one may be dead after a restart
+            conn = self.pool.getconn()
+            try:
+                conn.execute("")
+            except psycopg.Error:
+                self.pool.putconn(conn)
+                self.outage.check(probe=True)
+                continue
+            try:
+                yield conn
+            finally:
+                self.pool.putconn(conn)
+            return
+        raise StorageError(f"database {shown(self.url)}: no connection answers")
 
 
 def _run(conn: Any, sql: str, params: Sequence[Any]) -> Result:

@@ -4,7 +4,9 @@ Version 1 is the SQLite schema as it stands at its version 12 (store/schema.py),
 PostgreSQL's types: text times (the same fixed-format UTC text, so they sort and compare
 alike), bigint ids, `bytea` sketches. Two things only PostgreSQL has: `articles.search`, a
 generated `tsvector` read through an accent-folding text search configuration
-(`news_monitor`, unaccent then simple) for `search`, and `matches.rowid`, the insertion order
+(`news_monitor`, unaccent then simple) for `search`, of the text with its ASCII punctuation as
+spaces (words split as the rule matcher splits them: no hyphenated compounds, hosts, signed
+numbers; see rules/tsquery.py), and `matches.rowid`, the insertion order
 SQLite gives every table. Never edit a released migration: append one.
 
 Workers starting together: each migration runs in a transaction that first takes a
@@ -24,7 +26,7 @@ DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = 'news_monitor') THEN
     CREATE TEXT SEARCH CONFIGURATION news_monitor (COPY = simple);
     ALTER TEXT SEARCH CONFIGURATION news_monitor
-      ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple;
+      ALTER MAPPING FOR hword, hword_part, word, numword WITH unaccent, simple;
   END IF;
 END $$;
 
@@ -51,8 +53,9 @@ CREATE TABLE articles (
   guid text NOT NULL, url text NOT NULL, title text NOT NULL, summary text, text text,
   language text, published text, first_seen text, updated_at text, edits bigint DEFAULT 0,
   author text, fingerprint text,
-  search tsvector GENERATED ALWAYS AS (to_tsvector('news_monitor',
-    coalesce(title, '') || ' ' || coalesce(summary, '') || ' ' || coalesce(text, ''))) STORED
+  search tsvector GENERATED ALWAYS AS (to_tsvector('news_monitor', regexp_replace(
+    coalesce(title, '') || ' ' || coalesce(summary, '') || ' ' || coalesce(text, ''),
+    '[^0-9A-Za-z\\u0080-\\uffff]+', ' ', 'g'))) STORED
 );
 CREATE UNIQUE INDEX idx_articles_url ON articles (url);
 CREATE INDEX idx_articles_guid ON articles (guid);

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from monitor.models import Candidate, GoodPoll, Pending, Saved
 from monitor.store.articles import ArticlesMixin
@@ -25,7 +24,8 @@ from monitor.store.maintenance import MaintenanceMixin
 from monitor.store.mutes import MutesMixin
 from monitor.store.outbox import OutboxMixin
 from monitor.store.pg.connection import PgBase
-from monitor.store.polls import PollsMixin
+from monitor.store.pg.search import PgSearch
+from monitor.store.polls import Planner, PollsMixin
 from monitor.store.sources import SourcesMixin
 from monitor.store.story_views import StoriesMixin
 from monitor.store.times import ts
@@ -34,9 +34,22 @@ from monitor.store.times import ts
 class PgParts(PgBase):
     """The methods PostgreSQL runs otherwise than SQLite (see the module doc)."""
 
-    def save_poll(self, poll: GoodPoll, candidates: Sequence[Candidate], **kw: Any) -> Saved:
+    def save_poll(  # the protocol's signature, as test_storage checks
+        self,
+        poll: GoodPoll,
+        candidates: Sequence[Candidate],
+        *,
+        plan: Planner | None = None,
+        window: float = 72 * 3600.0,
+        items: Sequence[tuple[str, str]] = (),
+        listed: Sequence[str] = (),
+        skipped: Sequence[tuple[str, int]] = (),
+    ) -> Saved:
         with self.serialized(bool(candidates)):
-            return super().save_poll(poll, candidates, **kw)  # type: ignore[misc]
+            return super().save_poll(  # type: ignore[misc]
+                poll, candidates, plan=plan, window=window, items=items, listed=listed,
+                skipped=skipped,
+            )  # fmt: skip
 
     def prune(self, before: datetime, history_before: datetime | None = None) -> int:
         with self.serialized():
@@ -46,7 +59,7 @@ class PgParts(PgBase):
         rows = self.db.execute(
             "UPDATE sources SET lease_until = ? WHERE name IN (SELECT name FROM sources "
             "WHERE enabled = 1 AND (next_poll IS NULL OR next_poll <= ?) "
-            "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll LIMIT ? "
+            "AND (lease_until IS NULL OR lease_until <= ?) ORDER BY next_poll NULLS FIRST LIMIT ? "
             "FOR UPDATE SKIP LOCKED) RETURNING name",
             (ts(lease_until), ts(now), ts(now), limit),
         )
@@ -73,8 +86,8 @@ class PgParts(PgBase):
 
 
 class PgStore(
-    PgParts, SourcesMixin, ArticlesMixin, PollsMixin, StoriesMixin, OutboxMixin, MutesMixin,
-    MaintenanceMixin,
+    PgParts, PgSearch, SourcesMixin, ArticlesMixin, PollsMixin, StoriesMixin, OutboxMixin,
+    MutesMixin, MaintenanceMixin,
 ):  # fmt: skip
     """One process's handle on the monitor's PostgreSQL database (its pool is shared by the
     process's handles: see pg/connection.py). Use each handle from one thread."""
