@@ -19,6 +19,7 @@ baseline of the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -59,10 +60,9 @@ def server_pids(pg: PgServer) -> list[int]:
 def cpu_of(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
-        try:
+        # exited: its CPU is not counted (pooled connections rarely exit)
+        with contextlib.suppress(OSError, IndexError):
             total += proc_cpu(pid)
-        except (OSError, IndexError):
-            pass  # exited: its CPU is not counted (pooled connections rarely exit)
     return total
 
 

@@ -330,9 +330,7 @@ def _v13_jobs(db: sqlite_utils.Database) -> None:
     """Housekeeping jobs (retention, source health) run once per period however many workers
     share the database: a worker runs one only when it moves the job's `next_run` past now
     (MaintenanceMixin.claim_job); PostgreSQL's schema has the same table."""
-    db.execute(
-        "CREATE TABLE jobs (name TEXT PRIMARY KEY, next_run TEXT NOT NULL, holder TEXT)"
-    )
+    db.execute("CREATE TABLE jobs (name TEXT PRIMARY KEY, next_run TEXT NOT NULL, holder TEXT)")
 
 
 Migration = Callable[[sqlite_utils.Database], None]
