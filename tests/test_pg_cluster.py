@@ -29,7 +29,7 @@ from tests.feeds import Item, rss
 from tests.loopback import LoopbackServer, Reply, Seen
 from tests.test_daemon import Daemon, SlowWebhook, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 FEEDS = 3000
 WORKERS = 3
