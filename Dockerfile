@@ -6,8 +6,9 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-# [fulltext]: trafilatura for article bodies (~52 MB; README "Article pages" says why)
-RUN pip install --no-cache-dir --prefix=/install ".[fulltext]"
+# [fulltext]: trafilatura for article bodies (~52 MB; README "Article pages" says why);
+# [postgresql]: psycopg for a `postgresql://` database (README "Running on PostgreSQL")
+RUN pip install --no-cache-dir --prefix=/install ".[fulltext,postgresql]"
 
 FROM python:3.11-slim
 # tini as PID 1: forwards SIGTERM to the daemon and reaps zombies

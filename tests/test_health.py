@@ -159,3 +159,17 @@ def test_loopback_addresses() -> None:
         assert is_loopback(host), host
     for host in ("0.0.0.0", "::", "10.0.0.1", "", "example.org"):
         assert not is_loopback(host), host
+
+
+def test_every_series_carries_the_worker_label() -> None:
+    """Several workers on one database: each series says which worker counted it."""
+    metrics = Metrics(worker="desk-1")
+    metrics.set_sources(["wire"])
+    metrics.poll_done("new", 0.2, items=3, new=1, source="wire")
+    metrics.set_outbox_depth(2)
+    series = [ln for ln in metrics.render().decode().splitlines() if ln[:1] != "#"]
+    assert series and all('worker="desk-1"' in ln for ln in series), series
+    text = "\n".join(series)
+    assert _sample(text, "news_monitor_polls_total", 'outcome="new",worker="desk-1"') == 1
+    assert _sample(text, "news_monitor_source_polls_total", 'source="wire",worker="desk-1"') == 1
+    assert _sample(text, "news_monitor_outbox_depth", 'worker="desk-1"') == 2

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import socket
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.config import load
+from monitor.errors import ConfigError
 from monitor.rules.query import Document, parse_query
 from monitor.runtime.healthz import start_health_server
 from monitor.service.monitor import Monitor
@@ -176,6 +179,16 @@ def test_log_level_debug_shows_each_poll_and_the_environment_overrides_it(
     assert 'monitor.log_level: NEWS_MONITOR_LOG_LEVEL="loud" in the environment: not a log' in (
         wrong.stderr
     )
+
+
+def test_the_worker_is_named_by_the_environment_or_by_host_and_pid(tmp_path: Path) -> None:
+    path = write(tmp_path, '[monitor]\ndatabase = "m.db"\n')
+    assert load(path, env={}).settings.worker == f"{socket.gethostname()}:{os.getpid()}"
+    assert load(path, env={"NEWS_MONITOR_WORKER": "desk-1"}).settings.worker == "desk-1"
+    with pytest.raises(ConfigError) as wrong:
+        load(path, env={"NEWS_MONITOR_WORKER": "x" * 101})
+    assert 'monitor.worker: NEWS_MONITOR_WORKER="xxx' in str(wrong.value)
+    assert "at most 100 printable characters" in str(wrong.value)
 
 
 def test_human_lines_show_the_configured_zone_and_json_lines_stay_utc(

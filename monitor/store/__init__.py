@@ -4,7 +4,8 @@ Owns the database: the `Store` protocol the rest of the code types against (base
 SQLite implementation `SqliteStore` (sqlite.py), built from one part per domain: sources,
 articles, polls (one poll's transaction), stories, outbox, mutes, maintenance; plus the schema
 and its migrations, the file's troubles (file.py), the stored time format (times.py), the
-writer thread, and the copy of a SQLite database into PostgreSQL (transfer.py: `migrate`).
+writer thread, the writes a server that went away missed (late.py), and the copy of a SQLite
+database into PostgreSQL (transfer.py: `migrate`).
 Callers open it with `open_store` and call its methods; they never see SQL.
 
 May import models, errors, text, secrets, and the pure `stories` core, which it calls inside
