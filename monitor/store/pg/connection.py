@@ -36,6 +36,12 @@ PROBE_TIMEOUT = 2  # seconds a try may take (libpq's minimum): a partition drops
 # values win.
 NETWORK = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
            "keepalives_count": 3, "tcp_user_timeout": 20_000}  # fmt: skip
+# a connection used within IDLE_CHECK s is taken as alive (a busy worker borrows one per
+# statement: a check each time doubled its round trips); one idle longer is asked first, since
+# a server restart leaves every idle connection dead. A statement on one that died meanwhile
+# fails once (StorageError: the poll or send is done again); the pool drops it.
+IDLE_CHECK = 2.0
+_LAST_USED: dict[int, float] = {}  # id(connection) -> monotonic time it was handed back
 _POOLS: dict[str, Any] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -244,14 +250,20 @@ class PgDb:
         for _ in range(MAX_CONNECTIONS + 1):  # every idle one may be dead after a restart
             conn = self.pool.getconn()
             try:
-                conn.execute("")
+                if time.monotonic() - _LAST_USED.get(id(conn), 0.0) > IDLE_CHECK:
+                    conn.execute("")  # a round trip: only for a connection idle a while
             except psycopg.Error:
                 self.pool.putconn(conn)
                 self.outage.check(probe=True)
                 continue
             try:
                 yield conn
+            except psycopg.OperationalError:
+                if conn.broken:  # it died under the statement: is the server away?
+                    self.outage.check(probe=True)  # then fail at once from now on
+                raise
             finally:
+                _LAST_USED[id(conn)] = time.monotonic()
                 self.pool.putconn(conn)
             return
         raise StorageError(f"database {shown(self.url)}: no connection answers")
