@@ -59,6 +59,7 @@ class PgServer:
             try:
                 self._user = pwd.getpwnam("postgres").pw_name
             except KeyError:
+                shutil.rmtree(self.root, ignore_errors=True)
                 raise Unavailable(
                     "running as root and no `postgres` user to own the cluster"
                 ) from None

@@ -318,3 +318,18 @@ def test_a_target_a_worker_is_writing_to_is_refused(monitor, pg_url):
         worker.execute("INSERT INTO mutes VALUES ('rule', 'x', 'a', 'b')")
         out = refused(monitor, clock, "--to", pg_url)
     assert "is in use (a news-monitor worker is writing to it)" in out
+
+
+def test_the_printed_config_line_keeps_the_query_and_hides_every_password() -> None:
+    """What `migrate` prints for the config: a password in the user part or the query reads
+    `${PGPASSWORD}`, and the rest of the query is left as written (libpq reads `+` as itself:
+    re-encoding `%20` as `+` would change an option)."""
+    from monitor.cli.migrate import config_url
+
+    url = "postgresql://u:s3cret@db:5432/nm?password=Xy7%25z&options=-c%20statement_timeout%3D5000"
+    line = config_url(url)
+    assert line == (
+        "postgresql://u:${PGPASSWORD}@db:5432/nm?password=${PGPASSWORD}"
+        "&options=-c%20statement_timeout%3D5000"
+    )
+    assert "s3cret" not in line and "Xy7" not in line

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import click
 
@@ -64,8 +64,8 @@ def migrate(ctx: Context, target: str, source: Path | None, replace: bool, as_js
             "say which PostgreSQL database: postgresql://user:password@host/db",
             param_hint="--to",
         )
-    if password := urlsplit(target).password:
-        secrets.remember([password])  # whatever a library says, it never reaches the output
+    # whatever a library says, no password of the URL reaches the output
+    secrets.remember([p for p in _passwords(target) if p])
     path = source if source is not None else _configured_file(ctx)
     _refuse_if_in_use(path)
     on_terminal = sys.stderr.isatty()
@@ -129,6 +129,15 @@ def _refuse_if_in_use(path: Path) -> None:
         os.close(lock)
 
 
+def _passwords(url: str) -> list[str]:
+    """The URL's passwords, as written and decoded: user:password@ and ?password=."""
+    parts = urlsplit(url)
+    written = [v for k, v in (p.partition("=")[::2] for p in parts.query.split("&"))
+               if k == "password"]  # fmt: skip
+    found = [parts.password or "", *written]
+    return found + [unquote(p) for p in found]
+
+
 def config_url(url: str) -> str:
     """`url` as the config should say it: its password, if any, read from `${PGPASSWORD}`
     (the config's `${VAR}` rules) instead of written down."""
@@ -137,8 +146,10 @@ def config_url(url: str) -> str:
     if parts.password is not None:
         user, host = netloc.rsplit("@", 1)
         netloc = f"{user.split(':', 1)[0]}:{PASSWORD_VARIABLE}@{host}"
-    query = [
-        (key, PASSWORD_VARIABLE if key == "password" else value)
-        for key, value in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="${}")))
+    # the query as written (libpq reads `+` as itself: re-encoding would change it), but a
+    # password in it
+    query = "&".join(
+        f"password={PASSWORD_VARIABLE}" if pair.partition("=")[0] == "password" else pair
+        for pair in parts.query.split("&")
+    ) if parts.query else ""  # fmt: skip
+    return urlunsplit(parts._replace(netloc=netloc, query=query))

@@ -235,7 +235,10 @@ class Daemon:
         if monitor is not None and not self.stopping.is_set() and not monitor.writer.busy:
             try:
                 now = self.clock.now()
-                if monitor.store.claim_job(job, now, now + timedelta(seconds=every * 0.9)):
+                won = monitor.store.claim_job(job, now, now + timedelta(seconds=every * 0.9))
+                if job == "check_sources":  # every worker's gauges; the winner's alerts
+                    monitor.check_sources(announce=won)
+                elif won:
                     getattr(monitor, job)()
             except StorageError as exc:
                 self._database_away(exc)

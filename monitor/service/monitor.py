@@ -24,7 +24,6 @@ from monitor.delivery.drain import drain_outbox
 from monitor.errors import MonitorError, StorageError
 from monitor.ingest.fulltext import FullText
 from monitor.models import DeliveryPolicy, DrainResult, Message, Pending, PollResult, Source
-from monitor.service import schedule
 from monitor.service import source_health as source_health
 from monitor.service.allocator import tune_malloc
 from monitor.service.factories import make_fetcher, make_ruleset
@@ -204,17 +203,15 @@ class Monitor:
 
     async def _poll_failed(self, source: Source, started: datetime, error: str) -> PollResult:
         """A poll that ended outside the pipeline's own error handling (deadline, crash,
-        storage): recorded like any failed poll; if the database is away, once it is back
-        (within the lease: the source is polled again then, not after the lease)."""
+        storage): recorded like any failed poll; if the database is away, the source is handed
+        back once it is (within the lease), due at once: polled again then, not after the
+        lease, and not counted against the feed."""
         try:
             errors = self.store.source_state(source.name).consecutive_errors
             return await poll_failed(self.writer, source, error, started, errors)
-        except StorageError:
+        except StorageError:  # the database's fault, not the feed's: due again at once
             if (lease := self.leases.get(source.name)) is not None:
-                retry = schedule.after_failure(source.interval, 1, started)
-                record = self.store.record_failure
-                self.late.add(lease, partial(record, source.name, error, started, retry,
-                                             source.shown_url))  # fmt: skip
+                self.late.add(lease, partial(self.store.release_source, source.name, started))
         except MonitorError:
             log.exception("cannot record poll failure", source=source.name)
         return PollResult(source.name, "error", error=error)
@@ -249,8 +246,14 @@ class Monitor:
 
     def _catch_up(self, now: datetime) -> None:
         """The database is back (or never left): first what it missed (store/late.py)."""
-        if self.late and (done := self.late.flush(now)):
-            log.info("recorded what the database missed", writes=done)
+        try:
+            if self.late and (done := self.late.flush(now)):
+                log.info("recorded what the database missed", writes=done)
+        except StorageError:
+            raise  # still away: the tick says so, and the writes wait
+        except MonitorError as exc:  # not the database's absence: that write is given up
+            log.warning("cannot record what the database missed", error=str(exc))
+            self.late.drop_first()
 
     def _poll_ended(self, name: str) -> None:
         self.inflight.pop(name, None)
@@ -322,8 +325,11 @@ class Monitor:
 
     # -- source health -------------------------------------------------------------------
 
-    def check_sources(self, now: datetime | None = None) -> list[source_health.Health]:
-        """Count down sources; with `health_channel`, queue one alert per down episode and one
+    def check_sources(
+        self, now: datetime | None = None, *, announce: bool = True
+    ) -> list[source_health.Health]:
+        """Count down sources (the gauges); with `health_channel` and `announce` (the one
+        worker whose turn it is: Store.claim_job), queue one alert per down episode and one
         per recovery. The alert goes in before the episode is recorded, so a crash between the
         two repeats the same key next time, which the outbox ignores."""
         now = now or self.clock.now()
@@ -331,7 +337,7 @@ class Monitor:
         report = source_health.assess(self.store.health_rows(), now, s.failing_after)
         self.metrics.set_sources_failing(sum(h.down for h in report))
         self.metrics.set_sources_malformed(sum(bool(h.enabled and h.warning) for h in report))
-        if s.health_channel is None:
+        if s.health_channel is None or not announce:
             return report
         by_name = {h.name: h for h in report}
         for change in source_health.changes(report):

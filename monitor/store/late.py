@@ -30,6 +30,11 @@ class LateWrites:
         """Keep `write` (a store call) to redo before `until`."""
         self._writes.append((until, write))
 
+    def drop_first(self) -> None:
+        """Give up the oldest write (it fails for a reason waiting will not mend)."""
+        if self._writes:
+            del self._writes[0]
+
     def flush(self, now: datetime) -> int:
         """Do the writes still in time; how many were done. StorageError (still away) stops
         at the first that fails and keeps it and the rest for the next try."""

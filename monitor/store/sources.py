@@ -103,6 +103,14 @@ class SourcesMixin(SqliteBase):
             ).fetchall()
         return [row[0] for row in rows]
 
+    def release_source(self, name: str, next_poll: datetime) -> None:
+        """Hand a claimed source back unpolled, due at `next_poll` (a poll the database cut)."""
+        with self.immediate() as conn:
+            conn.execute(
+                "UPDATE sources SET lease_until = NULL, next_poll = ? WHERE name = ?",
+                (ts(next_poll), name),
+            )
+
     def next_polls(self) -> list[datetime | None]:
         """Each enabled source's next poll time (None: due at once), for "next poll in"."""
         rows = self.db.execute("SELECT next_poll FROM sources WHERE enabled = 1").fetchall()
