@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -57,6 +57,7 @@ def migrate(ctx: Context, target: str, source: Path | None, replace: bool, as_js
     the SQLite file is only read."""
     from monitor import secrets
     from monitor.store import describe, is_server
+    from monitor.store.pg.connection import passwords
     from monitor.store.transfer import copy_to_postgres
 
     if not is_server(target):
@@ -65,7 +66,7 @@ def migrate(ctx: Context, target: str, source: Path | None, replace: bool, as_js
             param_hint="--to",
         )
     # whatever a library says, no password of the URL reaches the output
-    secrets.remember([p for p in _passwords(target) if p])
+    secrets.remember(passwords(target))
     path = source if source is not None else _configured_file(ctx)
     _refuse_if_in_use(path)
     on_terminal = sys.stderr.isatty()
@@ -127,15 +128,6 @@ def _refuse_if_in_use(path: Path) -> None:
             )
     finally:
         os.close(lock)
-
-
-def _passwords(url: str) -> list[str]:
-    """The URL's passwords, as written and decoded: user:password@ and ?password=."""
-    parts = urlsplit(url)
-    written = [v for k, v in (p.partition("=")[::2] for p in parts.query.split("&"))
-               if k == "password"]  # fmt: skip
-    found = [parts.password or "", *written]
-    return found + [unquote(p) for p in found]
 
 
 def config_url(url: str) -> str:

@@ -22,20 +22,31 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
+from urllib.parse import unquote, urlsplit
 
+from monitor import secrets
 from monitor.errors import StorageError
 from monitor.store.pg import schema
 from monitor.store.pg.dialect import to_postgres
 
 WRITE_LOCK = 7_210_431_002  # pg_advisory_xact_lock key: story placement, retention
+CLAIM_LOCK = 7_210_431_003  # ... alert claims (one claimer at a time: a digest taken whole)
+# A worker paused (SIGSTOP, a VM) inside a locked transaction keeps its session, and the lock,
+# while its TCP link stays up: the server ends such a session after IDLE_IN_TRANSACTION, and a
+# worker waits LOCK_WAIT at most for a lock (StorageError: the poll or claim is done again).
+IDLE_IN_TRANSACTION_MS = 60_000
+LOCK_WAIT = "30s"
 MAX_CONNECTIONS = 8  # per process (README "Running on PostgreSQL": max_connections)
 PROBE_EVERY = 2.0  # seconds between tries to reach a server that did not answer
 PROBE_TIMEOUT = 2  # seconds a try may take (libpq's minimum): a partition drops packets
 # A partition leaves a connection open with nobody at the other end: without these, a statement
 # waits for the kernel's TCP timeout (~15 min); with them it fails within ~20 s. A URL's own
 # values win.
-NETWORK = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-           "keepalives_count": 3, "tcp_user_timeout": 20_000}  # fmt: skip
+NETWORK = {
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+    "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+}  # fmt: skip
 # a connection used within IDLE_CHECK s is taken as alive (a busy worker borrows one per
 # statement: a check each time doubled its round trips); one idle longer is asked first, since
 # a server restart leaves every idle connection dead. A statement on one that died meanwhile
@@ -60,8 +71,19 @@ def shown(url: str) -> str:
     return f"postgresql://{user}{host}{port}/{db}"
 
 
+def passwords(url: str) -> list[str]:
+    """The URL's passwords (user:password@ and ?password=), as written and decoded: remembered
+    as secrets, so no message that quotes them (a library's error included) shows them."""
+    parts = urlsplit(url)
+    written = [v for k, v in (p.partition("=")[::2] for p in parts.query.split("&"))
+               if k == "password"]  # fmt: skip
+    found = [p for p in (parts.password, *written) if p]
+    return found + [unquote(p) for p in found]
+
+
 def pool_for(url: str, *, timeout: float = 10.0) -> Any:
     """This process's pool for `url`, opened (and the schema migrated) on first use."""
+    secrets.remember(passwords(url))
     with _POOLS_LOCK:
         if (pool := _POOLS.get(url)) is None or pool.closed:
             pool = _POOLS[url] = _open_pool(url, timeout)
@@ -99,7 +121,7 @@ def _open_pool(url: str, timeout: float) -> Any:
     return pool
 
 
-def _network(url: str) -> dict[str, int]:
+def _network(url: str) -> dict[str, int | str]:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
@@ -216,15 +238,17 @@ class PgDb:
         return Result([], len(seq))
 
     @contextmanager
-    def transaction(self, *, serial: bool = False) -> Iterator[Self]:
-        """One transaction on one pooled connection; `serial` takes the write lock first."""
+    def transaction(self, *, serial: int | None = None) -> Iterator[Self]:
+        """One transaction on one pooled connection; `serial`: the advisory lock it takes
+        first (waiting LOCK_WAIT at most)."""
         if self._tx is not None:  # nested: part of the open one
             yield self
             return
         try:
             with self._borrow() as conn, conn.transaction():
-                if serial:
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                if serial is not None:
+                    conn.execute(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (serial,))
                 self._tx = conn
                 try:
                     yield self
@@ -289,7 +313,7 @@ class PgBase:
         self.url, self.path = url, shown(url)
         self.read_only = read_only
         self.db = PgDb(url, pool_for(url, timeout=timeout))
-        self._serial = False
+        self._serial: int | None = None
 
     def close(self) -> None:
         self.db.close()
@@ -307,9 +331,10 @@ class PgBase:
             yield conn
 
     @contextmanager
-    def serialized(self, on: bool = True) -> Iterator[None]:
-        """The transactions opened inside take the cluster-wide write lock (see module doc)."""
-        before, self._serial = self._serial, on or self._serial
+    def serialized(self, key: int | None = WRITE_LOCK) -> Iterator[None]:
+        """The transactions opened inside take the cluster-wide lock `key` (None: none)."""
+        before = self._serial
+        self._serial = key if key is not None else before
         try:
             yield
         finally:

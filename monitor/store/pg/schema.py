@@ -39,7 +39,7 @@ CREATE TABLE sources (
   last_skipped bigint NOT NULL DEFAULT 0, skipped_reasons text, last_warning text,
   last_clean text, lease_owner text
 );
-CREATE INDEX sources_due ON sources (next_poll) WHERE enabled = 1;
+CREATE INDEX sources_due ON sources (next_poll NULLS FIRST) WHERE enabled = 1;
 CREATE FUNCTION news_monitor_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
   NEW.added_at := COALESCE(NEW.added_at, NEW.next_poll,
     to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));

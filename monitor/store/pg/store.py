@@ -23,7 +23,7 @@ from monitor.store.articles import ArticlesMixin
 from monitor.store.maintenance import MaintenanceMixin
 from monitor.store.mutes import MutesMixin
 from monitor.store.outbox import OutboxMixin
-from monitor.store.pg.connection import PgBase
+from monitor.store.pg.connection import CLAIM_LOCK, WRITE_LOCK, PgBase
 from monitor.store.pg.search import PgSearch
 from monitor.store.polls import Planner, PollsMixin
 from monitor.store.sources import SourcesMixin, record_success
@@ -45,7 +45,7 @@ class PgParts(PgBase):
         listed: Sequence[str] = (),
         skipped: Sequence[tuple[str, int]] = (),
     ) -> Saved:
-        with self.serialized(bool(candidates)):
+        with self.serialized(WRITE_LOCK if candidates else None):
             return super().save_poll(  # type: ignore[misc]
                 poll, candidates, plan=plan, window=window, items=items, listed=listed,
                 skipped=skipped,
@@ -73,7 +73,7 @@ class PgParts(PgBase):
     def claim_alerts(self, now: datetime, lease_until: datetime, limit: int = 100) -> list[Pending]:
         """As SQLite's, one claimer at a time: a digest is taken whole, never split between
         two workers (a claim is a few milliseconds; sending happens after it)."""
-        with self.serialized():
+        with self.serialized(CLAIM_LOCK):
             return super().claim_alerts(now, lease_until, limit)  # type: ignore[misc]
 
     def file_size(self) -> int:
