@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -38,7 +38,7 @@ from monitor.rules.match import Document, Matcher
 from monitor.rules.tree import Bool, Meta, Near, Node, Not, Term
 from monitor.text import fold
 
-__all__ = ["COMMON", "Prefilter", "prefilter", "reads_differently"]
+__all__ = ["COMMON", "Dialect", "Prefilter", "compile_prefilter", "prefilter", "reads_differently"]
 
 _FTS_TABLE = "articles_fts"
 _IN_INDEX = f"a.id IN (SELECT rowid FROM {_FTS_TABLE} WHERE {_FTS_TABLE} MATCH ?)"
@@ -85,28 +85,51 @@ class Prefilter:
 
 
 @dataclass(frozen=True, slots=True)
-class _Cond:
-    """A superset of a node's matches: `fts` AND `sql` (None: no condition). `exact`: the very
-    set, so that its NOT is a superset too (only SQL on metadata is)."""
+class Dialect:
+    """How one full-text index is written: a term's expression in it (None: the index cannot
+    be trusted with the term), its AND and OR, the SQL of "false", the test "the index selects
+    the row" (one `?`: the expression), and "the row's language code is beyond ASCII"."""
 
-    fts: str | None = None
+    term: Callable[[Term], str | None]
+    both: str
+    either: str
+    false: str
+    in_index: str
+    odd_language: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Cond:
+    """A superset of a node's matches: `index` (the index's expression) AND `sql` (None: no
+    condition). `exact`: the very set, so that its NOT is a superset too (only SQL on
+    metadata is)."""
+
+    index: str | None = None
     sql: str | None = None
     params: tuple[str, ...] = ()
     exact: bool = False
 
 
 _TRUE = _Cond(exact=True)
-_FALSE = _Cond(sql="0", exact=True)
+
+
+def compile_prefilter(
+    root: Node, sources: Iterable[str], use_index: bool, dialect: Dialect
+) -> tuple[str | None, str | None, tuple[str, ...], list[str]]:
+    """(index expression, SQL, params, each term's expression once) of a query for `dialect`
+    (see `prefilter`)."""
+    cond = _Compiler(tuple(dict.fromkeys(sources)), use_index, dialect).node(root)
+    terms = list(_terms(root)) if use_index else []
+    found = list(dict.fromkeys(filter(None, map(dialect.term, terms))))
+    return cond.index, cond.sql, cond.params, found
 
 
 def prefilter(root: Node, *, sources: Iterable[str], use_index: bool = True) -> Prefilter:
     """The pre-filter of a query's syntax tree. `sources`: the source names stored, which
     `source:` tests are evaluated on. `use_index=False` leaves only the metadata conditions:
     for the articles that `reads_differently` (the index may miss them)."""
-    cond = _Compiler(tuple(dict.fromkeys(sources)), use_index).node(root)
-    terms = list(_terms(root)) if use_index else []
-    highlight = " OR ".join(dict.fromkeys(filter(None, map(_term_fts, terms)))) or None
-    return Prefilter(cond.fts, cond.sql or "1", cond.params, highlight)
+    index, sql, params, terms = compile_prefilter(root, sources, use_index, _FTS5)
+    return Prefilter(index, sql or "1", params, " OR ".join(terms) or None)
 
 
 def reads_differently(*texts: str | None) -> bool:
@@ -155,30 +178,31 @@ def _differs(char: str) -> bool:
 
 
 class _Compiler:
-    def __init__(self, sources: tuple[str, ...], use_index: bool) -> None:
+    def __init__(self, sources: tuple[str, ...], use_index: bool, dialect: Dialect) -> None:
         self.sources = sources
         self.use_index = use_index
+        self.dialect = dialect
+        self.false = _Cond(sql=dialect.false, exact=True)
 
     def node(self, node: Node) -> _Cond:
         if isinstance(node, Term):
-            expr = _term_fts(node) if self.use_index else None
-            return _Cond(fts=expr) if expr else _Cond()
+            expr = self.dialect.term(node) if self.use_index else None
+            return _Cond(index=expr) if expr else _Cond()
         if isinstance(node, Near):
-            sides = [self.node(Bool("OR", side)) for side in (node.left, node.right)]
-            return _and(sides)
+            return self.all([self.node(Bool("OR", side)) for side in (node.left, node.right)])
         if isinstance(node, Meta):
             return self.meta(node)
         if isinstance(node, Not):
-            return _negate(self.node(node.child))
+            return self.negate(self.node(node.child))
         conds = [self.node(c) for c in node.children]
-        return _and(conds) if node.op == "AND" else _or(conds)
+        return self.all(conds) if node.op == "AND" else self.any(conds)
 
     def meta(self, meta: Meta) -> _Cond:
         if meta.field == "source":
             test = Matcher([("source", meta)])
             names = [s for s in self.sources if test.match(Document("", "", source=s))]
             if not names:
-                return _FALSE
+                return self.false
             return _Cond(None, f"a.source IN ({', '.join('?' * len(names))})", tuple(names), True)
         # lang: as match.py reads it (folded, "_" as "-", "en" also "en-GB"); a stored code
         # beyond ASCII (which SQL's lower() leaves alone) is left to the matcher
@@ -189,59 +213,59 @@ class _Compiler:
         else:
             sql = f"({code} = ? OR substr({code}, 1, {len(meta.value) + 1}) = ?"
             params = (meta.value, meta.value + "-")
-        return _Cond(None, sql + " OR a.language GLOB '*[^ -~]*')", params, False)
+        return _Cond(None, f"{sql} OR {self.dialect.odd_language})", params, False)
 
+    def is_false(self, cond: _Cond) -> bool:
+        return cond.exact and cond.sql == self.dialect.false
 
-def _negate(inner: _Cond) -> _Cond:
-    if not inner.exact:  # NOT of a superset: anything may match
-        return _Cond()
-    if inner.sql is None:
-        return _FALSE
-    if inner.sql == "0":
-        return _TRUE
-    return _Cond(None, f"NOT ({inner.sql})", inner.params, True)
+    def negate(self, inner: _Cond) -> _Cond:
+        if not inner.exact:  # NOT of a superset: anything may match
+            return _Cond()
+        if inner.sql is None:
+            return self.false
+        if inner.sql == self.dialect.false:
+            return _TRUE
+        return _Cond(None, f"NOT ({inner.sql})", inner.params, True)
 
+    def all(self, conds: list[_Cond]) -> _Cond:
+        if any(self.is_false(c) for c in conds):
+            return self.false
+        index = [c.index for c in conds if c.index]
+        sql = [c.sql for c in conds if c.sql]
+        return _Cond(
+            index=self.dialect.both.join(f"({e})" for e in index) if index else None,
+            sql=" AND ".join(f"({s})" for s in sql) if sql else None,
+            params=tuple(p for c in conds for p in c.params),
+            exact=all(c.exact for c in conds),
+        )
 
-def _and(conds: list[_Cond]) -> _Cond:
-    if any(c.exact and c.sql == "0" for c in conds):
-        return _FALSE
-    fts = [c.fts for c in conds if c.fts]
-    sql = [c.sql for c in conds if c.sql]
-    return _Cond(
-        fts=" AND ".join(f"({e})" for e in fts) if fts else None,
-        sql=" AND ".join(f"({s})" for s in sql) if sql else None,
-        params=tuple(p for c in conds for p in c.params),
-        exact=all(c.exact for c in conds),
-    )
+    def any(self, conds: list[_Cond]) -> _Cond:
+        exact = all(c.exact for c in conds)
+        kept = [c for c in conds if not self.is_false(c)]  # an exact FALSE adds nothing
+        if not kept:
+            return self.false
+        if any(c.index is None and c.sql is None for c in kept):  # one side may be anything
+            return _Cond(exact=exact)
+        if all(c.sql is None for c in kept):
+            return _Cond(index=self.dialect.either.join(f"({c.index})" for c in kept))
+        parts, params = [], []
+        for c in kept:
+            sql, ps = self.as_sql(c)
+            parts.append(f"({sql})")
+            params += ps
+        return _Cond(sql=" OR ".join(parts), params=tuple(params), exact=exact)
 
-
-def _or(conds: list[_Cond]) -> _Cond:
-    exact = all(c.exact for c in conds)
-    kept = [c for c in conds if not (c.exact and c.sql == "0")]  # an exact FALSE adds nothing
-    if not kept:
-        return _FALSE
-    if any(c.fts is None and c.sql is None for c in kept):  # one side may be anything
-        return _Cond(exact=exact)
-    if all(c.sql is None for c in kept):
-        return _Cond(fts=" OR ".join(f"({c.fts})" for c in kept))
-    parts, params = [], []
-    for c in kept:
-        sql, ps = _as_sql(c)
-        parts.append(f"({sql})")
-        params += ps
-    return _Cond(sql=" OR ".join(parts), params=tuple(params), exact=exact)
-
-
-def _as_sql(cond: _Cond) -> tuple[str, tuple[str, ...]]:
-    """The condition as SQL alone: its FTS part as a lookup in the index."""
-    parts, params = [], ()
-    if cond.fts:
-        parts.append(_IN_INDEX)
-        params = (cond.fts,)
-    if cond.sql:
-        parts.append(f"({cond.sql})")
-        params += cond.params
-    return " AND ".join(parts), params
+    def as_sql(self, cond: _Cond) -> tuple[str, tuple[str, ...]]:
+        """The condition as SQL alone: its index part as a lookup in the index."""
+        parts: list[str] = []
+        params: tuple[str, ...] = ()
+        if cond.index:
+            parts.append(self.dialect.in_index)
+            params = (cond.index,)
+        if cond.sql:
+            parts.append(f"({cond.sql})")
+            params += cond.params
+        return " AND ".join(parts), params
 
 
 def _terms(node: Node) -> Iterable[Term]:
@@ -273,3 +297,13 @@ def _term_fts(term: Term) -> str | None:
         for k in range(1, len(words))
     ]
     return " OR ".join([whole, *splits])
+
+
+_FTS5 = Dialect(
+    term=_term_fts,
+    both=" AND ",
+    either=" OR ",
+    false="0",
+    in_index=_IN_INDEX,
+    odd_language="a.language GLOB '*[^ -~]*'",
+)

@@ -33,11 +33,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from monitor.rules.fts import COMMON, Prefilter
-from monitor.rules.match import Document, Matcher
-from monitor.rules.tree import Bool, Meta, Near, Node, Not, Term
+from monitor.rules.fts import COMMON, Dialect, Prefilter, compile_prefilter
+from monitor.rules.tree import Node, Term
 
 __all__ = [
     "BEYOND_ASCII",
@@ -68,31 +66,14 @@ _SHORTEST_PREFIX = 3
 _NUMBER_PARTS = re.compile("[.,]")
 
 
-@dataclass(frozen=True, slots=True)
-class _Cond:
-    """A superset of a node's matches: `tsq` AND `sql` (None: no condition). `exact`: the very
-    set (only metadata tests are), so that NOT of it is exact too."""
-
-    tsq: str | None = None
-    sql: str | None = None
-    params: tuple[str, ...] = ()
-    exact: bool = False
-
-
-_TRUE = _Cond(exact=True)
-_FALSE = _Cond(sql="FALSE", exact=True)
-
-
 def prefilter(root: Node, *, sources: Iterable[str], use_index: bool = True) -> Prefilter:
     """The pre-filter of a query's syntax tree, as fts.prefilter's but in PostgreSQL's terms:
     `fts` is a tsquery text for `to_tsquery('news_monitor', …)`, `where` is PostgreSQL's SQL over
     `articles a` ("TRUE" when nothing narrows). `use_index=False` leaves only the metadata
     conditions: for the articles that `reads_differently` (the index may miss them)."""
-    cond = _Compiler(tuple(dict.fromkeys(sources)), use_index).node(root)
-    terms = list(_terms(root)) if use_index else []
-    found = dict.fromkeys(filter(None, map(term_tsquery, terms)))
-    highlight = " | ".join(f"({t})" for t in found) or None
-    return Prefilter(cond.tsq, cond.sql or "TRUE", cond.params, highlight)
+    index, sql, params, terms = compile_prefilter(root, sources, use_index, _TSQUERY)
+    highlight = " | ".join(f"({t})" for t in terms) or None
+    return Prefilter(index, sql or "TRUE", params, highlight)
 
 
 def reads_differently(*texts: str | None) -> bool:
@@ -117,106 +98,16 @@ def term_tsquery(term: Term) -> str | None:
     return " <-> ".join(parts)
 
 
-class _Compiler:
-    def __init__(self, sources: tuple[str, ...], use_index: bool) -> None:
-        self.sources = sources
-        self.use_index = use_index
-
-    def node(self, node: Node) -> _Cond:
-        if isinstance(node, Term):
-            expr = term_tsquery(node) if self.use_index else None
-            return _Cond(tsq=expr) if expr else _Cond()
-        if isinstance(node, Near):
-            return _and([self.node(Bool("OR", side)) for side in (node.left, node.right)])
-        if isinstance(node, Meta):
-            return self.meta(node)
-        if isinstance(node, Not):
-            return _negate(self.node(node.child))
-        conds = [self.node(c) for c in node.children]
-        return _and(conds) if node.op == "AND" else _or(conds)
-
-    def meta(self, meta: Meta) -> _Cond:
-        if meta.field == "source":
-            test = Matcher([("source", meta)])
-            names = [s for s in self.sources if test.match(Document("", "", source=s))]
-            if not names:
-                return _FALSE
-            return _Cond(None, f"a.source IN ({', '.join('?' * len(names))})", tuple(names), True)
-        # lang: as match.py reads it (folded, "_" as "-", "en" also "en-GB"); a stored code
-        # beyond ASCII is left to the matcher
-        code = "lower(replace(a.language, '_', '-'))"
-        if meta.prefix:
-            sql = f"(substr({code}, 1, {len(meta.value)}) = ?"
-            params: tuple[str, ...] = (meta.value,)
-        else:
-            sql = f"({code} = ? OR substr({code}, 1, {len(meta.value) + 1}) = ?"
-            params = (meta.value, meta.value + "-")
-        return _Cond(None, sql + " OR a.language ~ '[^ -~]')", params, False)
-
-
-def _negate(inner: _Cond) -> _Cond:
-    if not inner.exact:  # NOT of a superset: anything may match
-        return _Cond()
-    if inner.sql is None:
-        return _FALSE
-    if inner.sql == _FALSE.sql:
-        return _TRUE
-    return _Cond(None, f"NOT ({inner.sql})", inner.params, True)
-
-
-def _and(conds: list[_Cond]) -> _Cond:
-    if any(c.exact and c.sql == _FALSE.sql for c in conds):
-        return _FALSE
-    tsq = [c.tsq for c in conds if c.tsq]
-    sql = [c.sql for c in conds if c.sql]
-    return _Cond(
-        tsq=" & ".join(f"({e})" for e in tsq) if tsq else None,
-        sql=" AND ".join(f"({s})" for s in sql) if sql else None,
-        params=tuple(p for c in conds for p in c.params),
-        exact=all(c.exact for c in conds),
-    )
-
-
-def _or(conds: list[_Cond]) -> _Cond:
-    exact = all(c.exact for c in conds)
-    kept = [c for c in conds if not (c.exact and c.sql == _FALSE.sql)]  # FALSE adds nothing
-    if not kept:
-        return _FALSE
-    if any(c.tsq is None and c.sql is None for c in kept):  # one side may be anything
-        return _Cond(exact=exact)
-    if all(c.sql is None for c in kept):
-        return _Cond(tsq=" | ".join(f"({c.tsq})" for c in kept))
-    parts, params = [], []
-    for c in kept:
-        sql, ps = _as_sql(c)
-        parts.append(f"({sql})")
-        params += ps
-    return _Cond(sql=" OR ".join(parts), params=tuple(params), exact=exact)
-
-
-def _as_sql(cond: _Cond) -> tuple[str, tuple[str, ...]]:
-    """The condition as SQL alone: its tsquery part as a test of the index."""
-    parts: list[str] = []
-    params: tuple[str, ...] = ()
-    if cond.tsq:
-        parts.append(IN_INDEX)
-        params = (cond.tsq,)
-    if cond.sql:
-        parts.append(f"({cond.sql})")
-        params += cond.params
-    return " AND ".join(parts), params
-
-
-def _terms(node: Node) -> Iterable[Term]:
-    if isinstance(node, Term):
-        yield node
-    elif isinstance(node, Near):
-        yield from node.left + node.right
-    elif isinstance(node, Bool):
-        for child in node.children:
-            yield from _terms(child)
-
-
 def _quote(word: str) -> str:
     """A tsquery operand that is only ever a word: quoted, its quotes and backslashes escaped."""
     return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_TSQUERY = Dialect(
+    term=term_tsquery,
+    both=" & ",
+    either=" | ",
+    false="FALSE",
+    in_index=IN_INDEX,
+    odd_language="a.language ~ '[^ -~]'",
+)
