@@ -290,21 +290,12 @@ def _failing(what: str) -> Iterator[None]:
     except sqlite3.Error as exc:
         raise StorageError(f"{what}: reading the SQLite file: {exc}") from exc
     except Exception as exc:
-        if _sqlstate(exc) is None and not _is_database_error(exc):
+        from monitor.store.pg.connection import is_database_error, reason_of
+
+        if _sqlstate(exc) is None and not is_database_error(exc):
             raise
-        raise StorageError(f"{what}, nothing was written: {_reason(exc)}") from exc
+        raise StorageError(f"{what}, nothing was written: {reason_of(exc)}") from exc
 
 
 def _sqlstate(exc: BaseException) -> str | None:
     return getattr(exc, "sqlstate", None)
-
-
-def _is_database_error(exc: BaseException) -> bool:
-    import psycopg
-
-    return isinstance(exc, psycopg.Error)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

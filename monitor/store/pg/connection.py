@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Self
@@ -52,7 +53,8 @@ NETWORK = {
 # a server restart leaves every idle connection dead. A statement on one that died meanwhile
 # fails once (StorageError: the poll or send is done again); the pool drops it.
 IDLE_CHECK = 2.0
-_LAST_USED: dict[int, float] = {}  # id(connection) -> monotonic time it was handed back
+# connection -> monotonic time it was handed back (weak: a dropped connection leaves no entry)
+_LAST_USED: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 _POOLS: dict[str, Any] = {}
 _POOLS_LOCK = threading.Lock()
 
@@ -98,7 +100,7 @@ def _open_pool(url: str, timeout: float) -> Any:
         # the pool's "incomplete after 10 s"
         psycopg.connect(url, connect_timeout=max(2, int(timeout)), **_network(url)).close()
     except psycopg.Error as exc:
-        raise StorageError(f"cannot open database {shown(url)}: {_reason(exc)}") from exc
+        raise StorageError(f"cannot open database {shown(url)}: {reason_of(exc)}") from exc
     pool = ConnectionPool(
         url,
         min_size=1,
@@ -117,7 +119,7 @@ def _open_pool(url: str, timeout: float) -> Any:
             schema.migrate(conn)
     except Exception as exc:
         pool.close()
-        raise StorageError(f"cannot open database {shown(url)}: {_reason(exc)}") from exc
+        raise StorageError(f"cannot open database {shown(url)}: {reason_of(exc)}") from exc
     return pool
 
 
@@ -139,7 +141,8 @@ def close_pools() -> None:
         _POOLS.clear()
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
+    """The first line of a database error: what a message quotes."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -195,7 +198,7 @@ class Outage:
         try:
             psycopg.connect(self.url, connect_timeout=PROBE_TIMEOUT).close()
         except psycopg.Error as exc:
-            self.reason, self._tried = _reason(exc), time.monotonic()
+            self.reason, self._tried = reason_of(exc), time.monotonic()
             raise StorageError(f"database {shown(self.url)}: {self.reason}") from exc
         self.reason = None
 
@@ -225,7 +228,7 @@ class PgDb:
         except StorageError:
             raise
         except Exception as exc:
-            raise StorageError(f"database {shown(self.url)}: {_reason(exc)}") from exc
+            raise StorageError(f"database {shown(self.url)}: {reason_of(exc)}") from exc
 
     def executemany(self, sql: str, seq: Sequence[Sequence[Any]]) -> Result:
         if self._tx is None:
@@ -257,9 +260,9 @@ class PgDb:
         except StorageError:
             raise
         except Exception as exc:
-            if not _is_database_error(exc):
+            if not is_database_error(exc):
                 raise
-            raise StorageError(f"database {shown(self.url)}: {_reason(exc)}") from exc
+            raise StorageError(f"database {shown(self.url)}: {reason_of(exc)}") from exc
 
     def close(self) -> None:
         """Nothing to do: the pool is the process's (close_pools)."""
@@ -274,7 +277,7 @@ class PgDb:
         for _ in range(MAX_CONNECTIONS + 1):  # every idle one may be dead after a restart
             conn = self.pool.getconn()
             try:
-                if time.monotonic() - _LAST_USED.get(id(conn), 0.0) > IDLE_CHECK:
+                if time.monotonic() - _LAST_USED.get(conn, 0.0) > IDLE_CHECK:
                     conn.execute("")  # a round trip: only for a connection idle a while
             except psycopg.Error:
                 self.pool.putconn(conn)
@@ -287,7 +290,7 @@ class PgDb:
                     self.outage.check(probe=True)  # then fail at once from now on
                 raise
             finally:
-                _LAST_USED[id(conn)] = time.monotonic()
+                _LAST_USED[conn] = time.monotonic()
                 self.pool.putconn(conn)
             return
         raise StorageError(f"database {shown(self.url)}: no connection answers")
@@ -299,7 +302,7 @@ def _run(conn: Any, sql: str, params: Sequence[Any]) -> Result:
     return Result(rows, cur.rowcount)
 
 
-def _is_database_error(exc: BaseException) -> bool:
+def is_database_error(exc: BaseException) -> bool:
     import psycopg
     import psycopg_pool
 
@@ -307,22 +310,14 @@ def _is_database_error(exc: BaseException) -> bool:
 
 
 class PgBase:
-    """The PostgreSQL counterpart of store/connection.py's SqliteBase."""
+    """The PostgreSQL counterpart of store/connection.py's SqliteBase (its `close` and context
+    manager, which only call `self.db.close()`, serve both: PgStore's parts derive from it)."""
 
     def __init__(self, url: str, *, timeout: float = 10.0, read_only: bool = False) -> None:
         self.url, self.path = url, shown(url)
         self.read_only = read_only
         self.db = PgDb(url, pool_for(url, timeout=timeout))
         self._serial: int | None = None
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def immediate(self) -> Iterator[PgDb]:
